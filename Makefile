@@ -1,0 +1,63 @@
+# pyro — `make demo` sets up and runs the demo; `make check` sets up and runs
+# every check. Everything the project needs is installed by `make setup`.
+
+SHELL := /bin/bash
+CARGO ?= cargo
+TARGET := x86_64-unknown-linux-gnu
+AGENT := target/$(TARGET)/release/pyro-agent
+PYRO := target/release/pyro
+VHOST_DEVICE_VSOCK_VERSION := 0.3.0
+APT_PACKAGES := qemu-system-x86 qemu-utils mmdebstrap e2fsprogs ca-certificates cpio
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Environments built by the tests are cached here and reused across runs.
+export PYRO_TEST_CACHE_DIR ?= $(CURDIR)/target/pyro-test-cache
+
+.PHONY: setup build agent check lint test demo bench clean
+
+## setup: install system packages and cargo tools (idempotent, quick when done)
+setup:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "setup: installing$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	@if [ "$$(vhost-device-vsock --version 2>/dev/null)" != "vhost-device-vsock $(VHOST_DEVICE_VSOCK_VERSION)" ]; then \
+	  echo "setup: installing vhost-device-vsock $(VHOST_DEVICE_VSOCK_VERSION)"; \
+	  $(CARGO) install --locked vhost-device-vsock --version $(VHOST_DEVICE_VSOCK_VERSION); \
+	fi
+	@echo "setup: done"
+
+## agent: the static guest agent (PID 1 of every guest)
+agent:
+	RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build --release --locked -p pyro-agent --target $(TARGET)
+
+## build: pyro and its agent, side by side in target/release
+build: agent
+	$(CARGO) build --release --locked -p pyro-cli
+	cp $(AGENT) target/release/pyro-agent
+
+## lint: formatting and clippy, warnings are errors
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+
+## test: unit, protocol and real-guest tests (guests boot under TCG here)
+test: agent
+	$(CARGO) test --locked --workspace
+
+## check: everything CI runs
+check: setup lint test
+
+## demo: set up, build, and run `pyro demo` against debian:12
+demo: setup build
+	$(PYRO) demo
+
+## bench: benchmarks, JSON written to target/bench.json
+bench: setup build
+	$(CARGO) run --release --locked -p pyro-bench -- --pyro $(PYRO) --output target/bench.json
+
+clean:
+	$(CARGO) clean

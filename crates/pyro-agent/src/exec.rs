@@ -1,0 +1,176 @@
+//! The exec handler: run one command, stream its output, report its end.
+
+use std::io::{Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{channel, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use pyro_proto::{ExecRequest, ExitInfo, Message, OUTPUT_CHUNK};
+
+use crate::spawn::{spawn, SpawnError};
+
+/// How long output pipes may stay open after the command itself exited
+/// (background children holding them) before the process group is killed.
+const PIPE_DRAIN_GRACE: Duration = Duration::from_secs(2);
+/// How long to wait for the readers after that kill before giving up on them.
+const PIPE_ABANDON_AFTER: Duration = Duration::from_secs(2);
+
+/// A writer shared by the output threads; each frame is written whole.
+pub type SharedWriter = Arc<Mutex<Box<dyn Write + Send>>>;
+
+fn send(writer: &SharedWriter, message: &Message) -> std::io::Result<()> {
+    let mut w = writer.lock().unwrap_or_else(|e| e.into_inner());
+    message.encode(&mut *w)
+}
+
+fn kill_group(pid: i32) {
+    // SAFETY: plain syscall; pid > 0 is our child's process group.
+    unsafe {
+        libc::kill(-pid, libc::SIGKILL);
+    }
+}
+
+/// Runs `req`, writing output and then exactly one `Exit` to `writer`.
+pub fn handle(req: ExecRequest, writer: SharedWriter) -> std::io::Result<()> {
+    let started = Instant::now();
+    let child = match spawn(&req.argv, &req.env, req.cwd.as_deref()) {
+        Ok(child) => child,
+        Err(e) => return report_spawn_error(&e, &writer),
+    };
+    let pid = child.pid;
+    // Set when the host is gone or the readers were abandoned: stop writing.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (done_tx, done_rx) = channel::<()>();
+    let readers: Vec<_> = [(child.stdout, true), (child.stderr, false)]
+        .into_iter()
+        .map(|(mut pipe, is_stdout)| {
+            let writer = writer.clone();
+            let stop = stop.clone();
+            let done = done_tx.clone();
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; OUTPUT_CHUNK];
+                loop {
+                    let n = match pipe.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                        Err(_) => break,
+                    };
+                    if stop.load(Ordering::Relaxed) {
+                        continue; // drain so the writer side never blocks
+                    }
+                    let chunk = buf[..n].to_vec();
+                    let msg = if is_stdout {
+                        Message::Stdout(chunk)
+                    } else {
+                        Message::Stderr(chunk)
+                    };
+                    if send(&writer, &msg).is_err() {
+                        // The host went away: nobody will read the result.
+                        stop.store(true, Ordering::Relaxed);
+                        kill_group(pid);
+                    }
+                }
+                drop(done);
+            })
+        })
+        .collect();
+    drop(done_tx);
+
+    let timeout = req.timeout_ms.map(Duration::from_millis);
+    let mut timed_out = false;
+    let status = loop {
+        let wait = match timeout {
+            Some(t) => t.saturating_sub(started.elapsed()),
+            None => Duration::from_secs(3600),
+        };
+        match child.status.recv_timeout(wait) {
+            Ok(status) => break status,
+            Err(RecvTimeoutError::Timeout) if timeout.is_some() && !timed_out => {
+                timed_out = true;
+                kill_group(pid);
+                // The kill is certain to end the process; wait for it below.
+                match child.status.recv() {
+                    Ok(status) => break status,
+                    Err(_) => break -1,
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => break -1,
+        }
+    };
+    let duration_ms = started.elapsed().as_millis() as u64;
+
+    // Wait for the pipes to close; if background processes keep them open,
+    // kill the rest of the group, and in the end abandon the readers.
+    let readers_done = |grace: Duration| {
+        let deadline = Instant::now() + grace;
+        loop {
+            match done_rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(()) => continue,
+                Err(RecvTimeoutError::Disconnected) => return true,
+                Err(RecvTimeoutError::Timeout) => return false,
+            }
+        }
+    };
+    if !readers_done(PIPE_DRAIN_GRACE) {
+        kill_group(pid);
+        if !readers_done(PIPE_ABANDON_AFTER) {
+            stop.store(true, Ordering::Relaxed);
+        }
+    }
+    if !stop.load(Ordering::Relaxed) {
+        for r in readers {
+            let _ = r.join();
+        }
+    }
+
+    let (exit_code, signal) = decode_status(status);
+    let info = if timed_out {
+        ExitInfo {
+            exit_code: 124,
+            signal,
+            timed_out: true,
+            duration_ms,
+        }
+    } else {
+        ExitInfo {
+            exit_code,
+            signal,
+            timed_out: false,
+            duration_ms,
+        }
+    };
+    send(&writer, &Message::Exit(info))
+}
+
+fn decode_status(status: i32) -> (i32, Option<i32>) {
+    if status < 0 {
+        return (-1, None);
+    }
+    if libc::WIFEXITED(status) {
+        (libc::WEXITSTATUS(status), None)
+    } else if libc::WIFSIGNALED(status) {
+        let sig = libc::WTERMSIG(status);
+        (128 + sig, Some(sig))
+    } else {
+        (-1, None)
+    }
+}
+
+fn report_spawn_error(e: &SpawnError, writer: &SharedWriter) -> std::io::Result<()> {
+    send(
+        writer,
+        &Message::Stderr(format!("pyro-agent: {e}\n").into_bytes()),
+    )?;
+    send(
+        writer,
+        &Message::Exit(ExitInfo {
+            exit_code: e.exit_code(),
+            signal: None,
+            timed_out: false,
+            duration_ms: 0,
+        }),
+    )
+}

@@ -1,0 +1,59 @@
+//! pyro-agent: the guest side of pyro.
+//!
+//! It is `/init` in every environment's initramfs. As PID 1 it loads the
+//! kernel modules the guest needs, mounts the environment's ext4 root,
+//! switches into it, and then serves the [`pyro_proto`] protocol on vsock,
+//! reaping every zombie that ends up parented to it.
+//!
+//! `pyro-agent --listen-unix PATH` serves the same protocol on a unix socket
+//! without touching the system, which lets the exec handler be exercised on
+//! the host.
+
+mod exec;
+mod init;
+mod log;
+mod modules;
+mod net;
+mod reaper;
+mod server;
+mod spawn;
+mod vsock;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    // INVARIANT: SIGCHLD must be blocked before any thread starts, so only
+    // the reaper thread ever sees it.
+    reaper::block_sigchld();
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some("--listen-unix") => {
+            let Some(path) = args.get(2) else {
+                eprintln!("usage: pyro-agent --listen-unix PATH");
+                return ExitCode::from(2);
+            };
+            reaper::start();
+            match server::serve_unix(path) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("pyro-agent: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Some("--version") => {
+            println!("pyro-agent {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        _ if std::process::id() == 1 => {
+            // PID 1 must never return: the kernel panics when it exits.
+            init::run_as_init();
+        }
+        _ => {
+            eprintln!(
+                "pyro-agent runs as PID 1 in a pyro guest; use --listen-unix PATH to test it"
+            );
+            ExitCode::from(2)
+        }
+    }
+}

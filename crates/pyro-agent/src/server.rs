@@ -1,0 +1,131 @@
+//! Accepting connections and dispatching requests, one thread each.
+
+use std::io::{Read, Write};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use pyro_proto::{
+    Connection, ErrorCode, Hello, Message, ProtoError, RemoteError, Request, Response,
+    PROTOCOL_VERSION,
+};
+
+use crate::exec::{self, SharedWriter};
+use crate::log::log;
+
+static STARTED: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+
+/// A bidirectional byte stream the agent can serve.
+pub trait Stream: Read + Write + Send + 'static {
+    /// A second handle to the same stream, for the output threads.
+    fn try_clone_box(&self) -> std::io::Result<Box<dyn Write + Send>>;
+}
+
+impl Stream for std::os::unix::net::UnixStream {
+    fn try_clone_box(&self) -> std::io::Result<Box<dyn Write + Send>> {
+        Ok(Box::new(self.try_clone()?))
+    }
+}
+
+impl Stream for std::fs::File {
+    fn try_clone_box(&self) -> std::io::Result<Box<dyn Write + Send>> {
+        Ok(Box::new(self.try_clone()?))
+    }
+}
+
+fn hello() -> Message {
+    Message::Hello(Hello {
+        protocol_version: PROTOCOL_VERSION,
+        peer: format!("pyro-agent {}", env!("CARGO_PKG_VERSION")),
+    })
+}
+
+/// Message the agent sends when it connects back to say it is ready.
+pub fn ready_message() -> Message {
+    hello()
+}
+
+/// Serves one connection: handshake, one request, answer.
+pub fn handle_connection<S: Stream>(stream: S) {
+    STARTED.get_or_init(Instant::now);
+    if let Err(e) = serve_one(stream) {
+        // A host that disconnects mid-request is routine; note it and move on.
+        log!("connection ended: {e}");
+    }
+}
+
+fn serve_one<S: Stream>(stream: S) -> Result<(), ProtoError> {
+    let writer: SharedWriter = Arc::new(Mutex::new(stream.try_clone_box()?));
+    let mut conn = Connection::new(stream);
+    match conn.expect()? {
+        Message::Hello(h) if h.protocol_version == PROTOCOL_VERSION => conn.send(&hello())?,
+        Message::Hello(h) => {
+            conn.send(&Message::Error(RemoteError {
+                code: ErrorCode::VersionMismatch,
+                message: format!(
+                    "host speaks protocol {}, agent speaks {PROTOCOL_VERSION}; pull the environment again with this pyro",
+                    h.protocol_version
+                ),
+            }))?;
+            return Ok(());
+        }
+        other => return Err(ProtoError::Unexpected(other.name())),
+    }
+    let request = match conn.expect() {
+        Ok(Message::Request(r)) => r,
+        Ok(other) => return Err(ProtoError::Unexpected(other.name())),
+        Err(e @ ProtoError::Malformed { .. }) => {
+            conn.send(&Message::Error(RemoteError {
+                code: ErrorCode::BadRequest,
+                message: e.to_string(),
+            }))?;
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
+    match request {
+        Request::Ping => {
+            let uptime_ms = STARTED
+                .get()
+                .map(|s| s.elapsed().as_millis() as u64)
+                .unwrap_or(0);
+            conn.send(&Message::Response(Response::Pong { uptime_ms }))?;
+        }
+        Request::Exec(req) => {
+            if req.argv.is_empty() {
+                conn.send(&Message::Error(RemoteError {
+                    code: ErrorCode::BadRequest,
+                    message: "exec needs a non-empty argv".into(),
+                }))?;
+            } else {
+                exec::handle(req, writer)?;
+            }
+        }
+        Request::Shutdown => {
+            // SAFETY: plain syscall.
+            unsafe { libc::sync() };
+            conn.send(&Message::Response(Response::Done))?;
+            if std::process::id() == 1 {
+                crate::init::power_off();
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Serves on a unix socket (host-side testing of the handler).
+pub fn serve_unix(path: &str) -> std::io::Result<()> {
+    let _ = std::fs::remove_file(path);
+    let listener = std::os::unix::net::UnixListener::bind(path)?;
+    for stream in listener.incoming() {
+        match stream {
+            Ok(s) => {
+                std::thread::spawn(move || handle_connection(s));
+            }
+            Err(e) => {
+                log!("accept failed: {e}");
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        }
+    }
+    Ok(())
+}

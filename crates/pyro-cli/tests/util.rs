@@ -1,0 +1,151 @@
+//! Harness for CLI tests: an isolated state dir per test, the shared
+//! environment cache built once per run, and assertions that print the
+//! whole command context when they fail.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+pub const ENV: &str = "debian:12";
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .unwrap()
+        .to_path_buf()
+}
+
+/// Environments are built once and shared by every test (and every run).
+pub fn cache_dir() -> PathBuf {
+    std::env::var_os("PYRO_TEST_CACHE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target/pyro-test-cache"))
+}
+
+/// One test's private state directory and command factory.
+pub struct TestEnv {
+    state: tempfile::TempDir,
+    cache: PathBuf,
+}
+
+impl TestEnv {
+    /// Uses the shared environment cache.
+    pub fn new() -> TestEnv {
+        Self::with_cache(cache_dir())
+    }
+
+    /// Uses a given cache (e.g. an empty one).
+    pub fn with_cache(cache: PathBuf) -> TestEnv {
+        let root = workspace_root().join("target/pyro-test-state");
+        std::fs::create_dir_all(&root).unwrap();
+        let state = tempfile::Builder::new()
+            .prefix("t")
+            .tempdir_in(root)
+            .unwrap();
+        TestEnv { state, cache }
+    }
+
+    pub fn state_dir(&self) -> &Path {
+        self.state.path()
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pyro"));
+        cmd.args(args)
+            .env("PYRO_STATE_DIR", self.state.path())
+            .env("PYRO_CACHE_DIR", &self.cache)
+            .env_remove("PYRO_ACCEL")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs to completion.
+    pub fn run(&self, args: &[&str]) -> Run {
+        let output = self.cmd(args).output().expect("pyro starts");
+        Run {
+            args: args.iter().map(|s| s.to_string()).collect(),
+            output,
+        }
+    }
+
+    /// No QEMU or sidecar process mentions this state dir, and no VM
+    /// runtime directory (sockets, overlay) is left.
+    pub fn assert_nothing_left(&self) {
+        let needle = self.state.path().to_string_lossy().into_owned();
+        let mut leftovers = Vec::new();
+        for entry in std::fs::read_dir("/proc").unwrap().filter_map(Result::ok) {
+            let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+                continue;
+            };
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if cmdline.contains(&needle) && !cmdline.contains("CARGO_BIN") {
+                leftovers.push(cmdline);
+            }
+        }
+        assert!(
+            leftovers.is_empty(),
+            "processes outlived the command: {leftovers:#?}"
+        );
+        let vms = self.state.path().join("vms");
+        let left: Vec<_> = std::fs::read_dir(&vms)
+            .map(|r| r.filter_map(Result::ok).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "VM runtime dirs left behind: {left:?}");
+    }
+}
+
+/// A finished command with context-rich assertions.
+pub struct Run {
+    pub args: Vec<String>,
+    pub output: Output,
+}
+
+impl Run {
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+
+    pub fn code(&self) -> Option<i32> {
+        self.output.status.code()
+    }
+
+    pub fn context(&self) -> String {
+        format!(
+            "\n--- pyro {}\n--- status: {}\n--- stdout:\n{}\n--- stderr:\n{}\n",
+            self.args.join(" "),
+            self.output.status,
+            self.stdout(),
+            self.stderr()
+        )
+    }
+
+    pub fn assert_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code(),
+            Some(code),
+            "unexpected exit status{}",
+            self.context()
+        );
+        self
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.output.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}){}", self.context()))
+    }
+}
+
+/// Builds the test environment once per test run (a locked, idempotent pull).
+pub fn ensure_env() {
+    static PULLED: OnceLock<()> = OnceLock::new();
+    PULLED.get_or_init(|| {
+        let env = TestEnv::new();
+        let run = env.run(&["env", "pull", ENV]);
+        run.assert_code(0);
+    });
+}

@@ -1,0 +1,27 @@
+//! pyro's VM layer: starting guests and talking to their agent.
+//!
+//! - [`tools`]: finding QEMU, vhost-device-vsock and Firecracker and their
+//!   versions.
+//! - [`qemu`]: the QEMU backend — command line, sidecar, start and kill.
+//! - [`vm`]: a running VM: readiness, agent connections, teardown.
+//! - [`agent`]: the host side of the agent protocol (exec streaming).
+//! - [`probe`]: boot probes with a deadline (is KVM really usable?).
+//! - [`process`]: child processes that cannot outlive their owner.
+//! - [`live`]: VMs this process must tear down on SIGINT/SIGTERM.
+#![deny(missing_docs)]
+
+pub mod agent;
+mod error;
+pub mod live;
+pub mod probe;
+pub mod process;
+pub mod qemu;
+pub mod tools;
+pub mod vm;
+pub mod vsock;
+
+pub use agent::{ExecOutcome, OutputSink};
+pub use error::VmmError;
+pub use qemu::{Accel, VmSpec};
+pub use tools::HostTools;
+pub use vm::Vm;

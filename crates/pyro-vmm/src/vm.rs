@@ -1,0 +1,290 @@
+//! A running guest: waiting for its agent, connecting to it, tearing down.
+
+use std::io::Read;
+use std::os::fd::AsRawFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use pyro_proto::{Connection, ExecRequest, Message, AGENT_PORT, READY_PORT};
+
+use crate::agent::{self, ExecOutcome, OutputSink};
+use crate::process::kill_and_reap;
+use crate::{live, vsock, VmmError};
+
+/// Extra time the host waits past a command's timeout for the agent's
+/// answer before declaring the guest hung.
+const EXEC_GRACE: Duration = Duration::from_secs(15);
+
+/// Files of one VM inside its runtime directory. Names are short because
+/// unix socket paths are limited to 107 bytes.
+#[derive(Debug, Clone)]
+pub struct VmFiles {
+    /// The directory itself.
+    pub dir: PathBuf,
+    /// Hybrid vsock socket (host → guest).
+    pub vsock: PathBuf,
+    /// Where the agent's ready notice arrives (guest → host, port 1025).
+    pub ready: PathBuf,
+    /// vhost-user socket between QEMU and the sidecar.
+    pub vhost_user: PathBuf,
+    /// qcow2 overlay.
+    pub disk: PathBuf,
+    /// Guest serial console.
+    pub console: PathBuf,
+    /// QEMU's own stderr.
+    pub qemu_log: PathBuf,
+    /// The sidecar's stderr.
+    pub sidecar_log: PathBuf,
+}
+
+impl VmFiles {
+    /// File layout under `dir`.
+    pub fn new(dir: &Path) -> VmFiles {
+        VmFiles {
+            dir: dir.to_path_buf(),
+            vsock: dir.join("v.sock"),
+            ready: dir.join(format!("v.sock_{READY_PORT}")),
+            vhost_user: dir.join("u.sock"),
+            disk: dir.join("disk.qcow2"),
+            console: dir.join("console.log"),
+            qemu_log: dir.join("qemu.log"),
+            sidecar_log: dir.join("vsock.log"),
+        }
+    }
+}
+
+/// A guest this process started. Dropping it kills the guest and removes
+/// its runtime directory.
+#[derive(Debug)]
+pub struct Vm {
+    id: String,
+    files: VmFiles,
+    qemu: Child,
+    sidecar: Option<Child>,
+    ready: Option<UnixListener>,
+    started: Instant,
+}
+
+/// Milestones of a boot, for progress and benchmarks.
+#[derive(Debug, Clone, Copy)]
+pub struct BootTimes {
+    /// From QEMU start to the agent's ready notice.
+    pub agent_ready: Duration,
+}
+
+impl Vm {
+    pub(crate) fn new(
+        id: String,
+        files: VmFiles,
+        qemu: Child,
+        sidecar: Option<Child>,
+        ready: UnixListener,
+    ) -> Vm {
+        let mut pids = vec![qemu.id()];
+        pids.extend(sidecar.as_ref().map(Child::id));
+        live::add_pids(&id, &files.dir, &pids);
+        Vm {
+            id,
+            files,
+            qemu,
+            sidecar,
+            ready: Some(ready),
+            started: Instant::now(),
+        }
+    }
+
+    /// The VM id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Its runtime files.
+    pub fn files(&self) -> &VmFiles {
+        &self.files
+    }
+
+    /// Waits for the agent's ready notice, failing fast if QEMU exits.
+    pub fn wait_ready(&mut self, limit: Duration) -> Result<BootTimes, VmmError> {
+        let listener = self
+            .ready
+            .take()
+            .ok_or_else(|| VmmError::Agent("ready notice already consumed".into()))?;
+        let deadline = self.started + limit;
+        loop {
+            match listener.accept() {
+                Ok((stream, _)) => {
+                    self.read_ready(stream)?;
+                    let _ = std::fs::remove_file(&self.files.ready);
+                    return Ok(BootTimes {
+                        agent_ready: self.started.elapsed(),
+                    });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(VmmError::io("waiting for the guest agent")(e)),
+            }
+            if let Ok(Some(status)) = self.qemu.try_wait() {
+                return Err(VmmError::BootFailed {
+                    reason: format!("QEMU exited during boot ({status}){}", self.qemu_error()),
+                    console: self.console_tail(),
+                });
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(VmmError::BootFailed {
+                    reason: format!("the guest agent was not ready after {} s", limit.as_secs()),
+                    console: self.console_tail(),
+                });
+            }
+            poll_readable(
+                listener.as_raw_fd(),
+                (deadline - now).min(Duration::from_millis(50)),
+            );
+        }
+    }
+
+    fn read_ready(&self, stream: UnixStream) -> Result<(), VmmError> {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .map_err(VmmError::io("reading the ready notice"))?;
+        let mut conn = Connection::new(stream);
+        match conn.expect() {
+            Ok(Message::Hello(h)) if h.protocol_version == pyro_proto::PROTOCOL_VERSION => Ok(()),
+            Ok(Message::Hello(h)) => Err(VmmError::Agent(format!(
+                "the guest agent speaks protocol {} but this pyro speaks {}; run `pyro env pull --force`",
+                h.protocol_version,
+                pyro_proto::PROTOCOL_VERSION
+            ))),
+            Ok(other) => Err(VmmError::Agent(format!("unexpected {} as ready notice", other.name()))),
+            Err(e) => Err(VmmError::Agent(format!("bad ready notice: {e}"))),
+        }
+    }
+
+    /// Opens a fresh, handshaken connection to the agent.
+    pub fn connect(&mut self) -> Result<Connection<UnixStream>, VmmError> {
+        let stream = vsock::connect(&self.files.vsock, AGENT_PORT).map_err(|e| self.lost_or(e))?;
+        let mut conn = Connection::new(stream);
+        conn.client_handshake(concat!("pyro ", env!("CARGO_PKG_VERSION")))
+            .map_err(|e| VmmError::Agent(e.to_string()))?;
+        Ok(conn)
+    }
+
+    /// Runs a command, streaming output into `sink`.
+    pub fn exec(
+        &mut self,
+        req: ExecRequest,
+        sink: &mut dyn OutputSink,
+    ) -> Result<ExecOutcome, VmmError> {
+        let conn = self.connect()?;
+        // The agent enforces the timeout; this bound only catches a hung guest.
+        let host_limit = req
+            .timeout_ms
+            .map(|ms| Duration::from_millis(ms) + EXEC_GRACE);
+        conn.get_ref()
+            .set_read_timeout(host_limit)
+            .map_err(VmmError::io("configuring the agent connection"))?;
+        match agent::exec(conn, req, sink) {
+            Ok(outcome) => Ok(outcome),
+            Err(agent::ExecError::ConnectionLost(detail)) => Err(self.guest_lost(detail)),
+            Err(agent::ExecError::Timeout) => Err(VmmError::AgentTimeout(
+                host_limit.map(|d| d.as_secs()).unwrap_or_default(),
+            )),
+            Err(agent::ExecError::Protocol(detail)) => Err(VmmError::Agent(detail)),
+        }
+    }
+
+    fn lost_or(&mut self, e: std::io::Error) -> VmmError {
+        if self.exited().is_some() {
+            self.guest_lost(e.to_string())
+        } else {
+            VmmError::io("connecting to the guest agent")(e)
+        }
+    }
+
+    fn guest_lost(&mut self, detail: String) -> VmmError {
+        // Give QEMU a moment to finish exiting so the status is known.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let mut status = self.exited();
+        while status.is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+            status = self.exited();
+        }
+        let reason = match status {
+            Some(s) => format!("QEMU exited ({s})"),
+            None => format!("lost the agent connection: {detail}"),
+        };
+        VmmError::GuestLost {
+            reason,
+            console: self.console_tail(),
+        }
+    }
+
+    fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.qemu.try_wait().ok().flatten()
+    }
+
+    fn qemu_error(&self) -> String {
+        let text = std::fs::read_to_string(&self.files.qemu_log).unwrap_or_default();
+        let text = text.trim();
+        if text.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", text.lines().last().unwrap_or_default())
+        }
+    }
+
+    /// Last lines the guest printed on its console.
+    pub fn console_tail(&self) -> String {
+        tail_lines(&self.files.console, 6)
+    }
+
+    /// Kills QEMU and the sidecar and removes the runtime directory.
+    pub fn destroy(mut self) {
+        self.teardown();
+    }
+
+    fn teardown(&mut self) {
+        kill_and_reap(&mut self.qemu);
+        if let Some(s) = self.sidecar.as_mut() {
+            kill_and_reap(s);
+        }
+        let _ = std::fs::remove_dir_all(&self.files.dir);
+        live::unregister(&self.id);
+    }
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        self.teardown();
+    }
+}
+
+fn poll_readable(fd: i32, wait: Duration) {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    unsafe { libc::poll(&mut pfd, 1, wait.as_millis() as i32) };
+}
+
+/// Last `n` non-empty lines of a text file, at most 4 KiB read.
+pub fn tail_lines(path: &Path, n: usize) -> String {
+    use std::io::Seek;
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return String::new();
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = f.seek(std::io::SeekFrom::Start(len.saturating_sub(4096)));
+    let mut buf = Vec::new();
+    let _ = f.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf);
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.is_empty())
+        .collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
