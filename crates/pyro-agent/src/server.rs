@@ -100,6 +100,14 @@ fn serve_one<S: Stream>(stream: S) -> Result<(), ProtoError> {
                 exec::handle(req, writer)?;
             }
         }
+        Request::RawEcho => {
+            conn.send(&Message::Response(Response::Done))?;
+            raw_echo(conn.into_inner())?;
+        }
+        Request::RawSource { bytes } => {
+            conn.send(&Message::Response(Response::Done))?;
+            raw_source(conn.into_inner(), bytes)?;
+        }
         Request::Shutdown => {
             // SAFETY: plain syscall.
             unsafe { libc::sync() };
@@ -110,6 +118,28 @@ fn serve_one<S: Stream>(stream: S) -> Result<(), ProtoError> {
         }
     }
     Ok(())
+}
+
+fn raw_echo<S: Read + Write>(mut stream: S) -> std::io::Result<()> {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        stream.write_all(&buf[..n])?;
+    }
+}
+
+fn raw_source<S: Write>(mut stream: S, bytes: u64) -> std::io::Result<()> {
+    let buf = vec![0u8; pyro_proto::OUTPUT_CHUNK];
+    let mut left = bytes;
+    while left > 0 {
+        let n = left.min(buf.len() as u64) as usize;
+        stream.write_all(&buf[..n])?;
+        left -= n as u64;
+    }
+    stream.flush()
 }
 
 /// Serves on a unix socket (host-side testing of the handler).

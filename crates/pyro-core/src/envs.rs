@@ -170,7 +170,7 @@ impl Manager {
     }
 
     /// An installed environment with an initramfs matching this pyro's agent.
-    pub(crate) fn ready_env(&self, name: &str) -> Result<InstalledEnv, Error> {
+    pub fn ready_env(&self, name: &str) -> Result<InstalledEnv, Error> {
         let env = self.env_cache().require(name)?;
         Ok(self
             .env_cache()

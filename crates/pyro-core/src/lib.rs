@@ -25,7 +25,7 @@ mod runtime_dirs;
 pub use config::Config;
 pub use error::{Error, ErrorCode};
 pub use manager::Manager;
-pub use pyro_env::{PullPhase, PullReporter};
+pub use pyro_env::{InstalledEnv, PullPhase, PullReporter};
 pub use pyro_vmm::OutputSink;
 
 /// Seconds since the Unix epoch, as JSON timestamps carry them.

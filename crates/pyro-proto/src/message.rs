@@ -42,6 +42,15 @@ pub enum Request {
     Exec(ExecRequest),
     /// Flush file systems and power the guest off.
     Shutdown,
+    /// Transport benchmark: after `Done` the agent echoes raw bytes (no
+    /// framing) until the host closes.
+    RawEcho,
+    /// Transport benchmark: after `Done` the agent writes `bytes` raw bytes
+    /// (no framing) and closes.
+    RawSource {
+        /// How many bytes to send.
+        bytes: u64,
+    },
 }
 
 /// Answers to requests other than `Exec`.
@@ -181,6 +190,11 @@ impl<S: Read + Write> Connection<S> {
     /// The underlying stream.
     pub fn get_ref(&self) -> &S {
         &self.stream
+    }
+
+    /// Gives the stream back (for raw, unframed use after a request).
+    pub fn into_inner(self) -> S {
+        self.stream
     }
 
     /// Sends one message.
