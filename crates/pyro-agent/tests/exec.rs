@@ -1,0 +1,235 @@
+//! The real agent binary serving on a unix socket on the host: the exec
+//! handler's contract without booting a guest. (The guest tests in
+//! pyro-cli cover the same paths over vsock.)
+
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use pyro_proto::{
+    Connection, ErrorCode, ExecRequest, ExitInfo, Hello, Message, Request, PROTOCOL_VERSION,
+};
+
+struct Agent {
+    child: Child,
+    socket: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Agent {
+    fn start() -> Agent {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("agent.sock");
+        let child = Command::new(env!("CARGO_BIN_EXE_pyro-agent"))
+            .arg("--listen-unix")
+            .arg(&socket)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !socket.exists() {
+            assert!(Instant::now() < deadline, "agent did not listen");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Agent {
+            child,
+            socket,
+            _dir: dir,
+        }
+    }
+
+    fn connect(&self) -> Connection<UnixStream> {
+        let mut conn = Connection::new(UnixStream::connect(&self.socket).unwrap());
+        conn.client_handshake("test").unwrap();
+        conn
+    }
+
+    fn exec(&self, argv: &[&str], timeout_ms: Option<u64>) -> (Vec<u8>, Vec<u8>, ExitInfo) {
+        self.exec_req(ExecRequest {
+            argv: argv.iter().map(|s| s.to_string()).collect(),
+            env: vec![],
+            cwd: None,
+            timeout_ms,
+        })
+    }
+
+    fn exec_req(&self, req: ExecRequest) -> (Vec<u8>, Vec<u8>, ExitInfo) {
+        let mut conn = self.connect();
+        conn.send(&Message::Request(Request::Exec(req))).unwrap();
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        loop {
+            match conn.expect().unwrap() {
+                Message::Stdout(b) => out.extend(b),
+                Message::Stderr(b) => err.extend(b),
+                Message::Exit(info) => return (out, err, info),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn exit_codes_and_separate_streams() {
+    let agent = Agent::start();
+    let (out, err, info) = agent.exec(&["sh", "-c", "echo out; echo err >&2; exit 7"], None);
+    assert_eq!(out, b"out\n");
+    assert_eq!(err, b"err\n");
+    assert_eq!(info.exit_code, 7);
+    assert!(!info.timed_out);
+}
+
+#[test]
+fn argv_is_not_passed_through_a_shell_and_env_cwd_apply() {
+    let agent = Agent::start();
+    let (out, _, _) = agent.exec(&["echo", "$HOME", "a b"], None);
+    assert_eq!(out, b"$HOME a b\n");
+    let (out, _, info) = agent.exec_req(ExecRequest {
+        argv: vec![
+            "sh".into(),
+            "-c".into(),
+            "echo $GREETING; pwd; echo $PATH".into(),
+        ],
+        env: vec![("GREETING".into(), "hi".into())],
+        cwd: Some("/usr".into()),
+        timeout_ms: None,
+    });
+    assert_eq!(info.exit_code, 0);
+    let text = String::from_utf8(out).unwrap();
+    let lines: Vec<_> = text.lines().collect();
+    assert_eq!(lines[0], "hi");
+    assert_eq!(lines[1], "/usr");
+    assert!(lines[2].contains("/usr/bin"));
+}
+
+#[test]
+fn missing_programs_and_bad_cwd_are_reported() {
+    let agent = Agent::start();
+    let (_, err, info) = agent.exec(&["definitely-not-a-program"], None);
+    assert_eq!(info.exit_code, 127);
+    assert_eq!(
+        String::from_utf8_lossy(&err),
+        "pyro-agent: definitely-not-a-program: command not found\n"
+    );
+    let (_, err, info) = agent.exec_req(ExecRequest {
+        argv: vec!["true".into()],
+        env: vec![],
+        cwd: Some("/no/such/dir".into()),
+        timeout_ms: None,
+    });
+    assert_eq!(info.exit_code, 127);
+    assert!(String::from_utf8_lossy(&err).contains("cannot change directory to /no/such/dir"));
+}
+
+#[test]
+fn signals_are_reported_as_128_plus_n() {
+    let agent = Agent::start();
+    let (_, _, info) = agent.exec(&["sh", "-c", "kill -TERM $$"], None);
+    assert_eq!(info.exit_code, 128 + 15);
+    assert_eq!(info.signal, Some(15));
+}
+
+#[test]
+fn timeout_kills_the_whole_process_group() {
+    let agent = Agent::start();
+    let started = Instant::now();
+    let (out, _, info) = agent.exec(&["sh", "-c", "sleep 100 & echo $!; sleep 100"], Some(500));
+    assert!(info.timed_out);
+    assert_eq!(info.exit_code, 124);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let bg: u32 = String::from_utf8(out).unwrap().trim().parse().unwrap();
+    // The background child was in the group and is gone (or a zombie
+    // waiting for the host's init to reap it).
+    std::thread::sleep(Duration::from_millis(200));
+    let state = std::fs::read_to_string(format!("/proc/{bg}/stat")).unwrap_or_default();
+    assert!(
+        state.is_empty() || state.contains(") Z"),
+        "background child survived: {state}"
+    );
+}
+
+#[test]
+fn requests_run_concurrently() {
+    let agent = std::sync::Arc::new(Agent::start());
+    let started = Instant::now();
+    let handles: Vec<_> = (0..8)
+        .map(|i| {
+            let agent = agent.clone();
+            std::thread::spawn(move || {
+                agent.exec(&["sh", "-c", &format!("sleep 1; echo {i}")], None)
+            })
+        })
+        .collect();
+    for (i, h) in handles.into_iter().enumerate() {
+        let (out, _, info) = h.join().unwrap();
+        assert_eq!(info.exit_code, 0);
+        assert_eq!(String::from_utf8(out).unwrap().trim(), i.to_string());
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "8 one-second commands took {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn large_output_arrives_whole_and_in_chunks() {
+    let agent = Agent::start();
+    let (out, _, info) = agent.exec(&["head", "-c", "5000000", "/dev/zero"], None);
+    assert_eq!(info.exit_code, 0);
+    assert_eq!(out.len(), 5_000_000);
+}
+
+#[test]
+fn bad_requests_get_errors_and_the_agent_keeps_serving() {
+    let agent = Agent::start();
+    // Wrong protocol version.
+    let mut conn = Connection::new(UnixStream::connect(&agent.socket).unwrap());
+    conn.send(&Message::Hello(Hello {
+        protocol_version: PROTOCOL_VERSION + 1,
+        peer: "future".into(),
+    }))
+    .unwrap();
+    match conn.expect().unwrap() {
+        Message::Error(e) => assert_eq!(e.code, ErrorCode::VersionMismatch),
+        other => panic!("unexpected {other:?}"),
+    }
+    // Malformed request JSON.
+    let mut stream = UnixStream::connect(&agent.socket).unwrap();
+    let mut conn = Connection::new(stream.try_clone().unwrap());
+    conn.client_handshake("test").unwrap();
+    pyro_proto::write_frame(
+        &mut stream,
+        pyro_proto::FrameKind::Request,
+        b"{\"op\":\"format_disk\"}",
+    )
+    .unwrap();
+    match conn.expect().unwrap() {
+        Message::Error(e) => assert_eq!(e.code, ErrorCode::BadRequest),
+        other => panic!("unexpected {other:?}"),
+    }
+    // Garbage instead of a frame, then a hang-up.
+    let mut stream = UnixStream::connect(&agent.socket).unwrap();
+    std::io::Write::write_all(&mut stream, &[0xff; 64]).unwrap();
+    drop(stream);
+    // Empty argv.
+    let mut conn = agent.connect();
+    conn.send(&Message::Request(Request::Exec(ExecRequest {
+        argv: vec![],
+        env: vec![],
+        cwd: None,
+        timeout_ms: None,
+    })))
+    .unwrap();
+    assert!(matches!(conn.expect().unwrap(), Message::Error(_)));
+    // Still serving.
+    let (out, _, _) = agent.exec(&["echo", "alive"], None);
+    assert_eq!(out, b"alive\n");
+}
