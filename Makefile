@@ -12,7 +12,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Environments built by the tests are cached here and reused across runs.
 export PYRO_TEST_CACHE_DIR ?= $(CURDIR)/target/pyro-test-cache
 
-.PHONY: setup build agent check lint test demo bench clean
+.PHONY: setup build agent check lint test smoke demo bench clean
 
 ## setup: install system packages and cargo tools (idempotent, quick when done)
 setup:
@@ -48,8 +48,13 @@ lint:
 test: agent
 	$(CARGO) test --locked --workspace
 
+## smoke: several named, labelled workspaces driven through the CLI (real guests)
+smoke: agent
+	$(CARGO) build --locked -p pyro-cli
+	PYRO_CACHE_DIR=$(PYRO_TEST_CACHE_DIR) scripts/smoke.sh target/debug/pyro
+
 ## check: everything CI runs
-check: setup lint test
+check: setup lint test smoke
 
 ## demo: set up, build, and run `pyro demo` against debian:12
 demo: setup build

@@ -100,6 +100,27 @@ fn serve_one<S: Stream>(stream: S) -> Result<(), ProtoError> {
                 exec::handle(req, writer)?;
             }
         }
+        Request::Extract { dest } => {
+            let mut reader = pyro_proto::DataReader::new(&mut conn);
+            let result = pyro_archive::unpack(&mut reader, std::path::Path::new(&dest));
+            // Read the rest of the upload so the answer is not lost in it.
+            let drained = reader.drain();
+            let answer = match (result, drained) {
+                (Ok(stats), Ok(())) => Message::Response(Response::Extracted {
+                    entry_count: stats.entry_count,
+                    bytes_written: stats.bytes,
+                }),
+                (Err(e), _) => Message::Error(RemoteError {
+                    code: ErrorCode::BadRequest,
+                    message: e.to_string(),
+                }),
+                (Ok(_), Err(e)) => Message::Error(RemoteError {
+                    code: ErrorCode::Internal,
+                    message: e.to_string(),
+                }),
+            };
+            conn.send(&answer)?;
+        }
         Request::RawEcho => {
             conn.send(&Message::Response(Response::Done))?;
             raw_echo(conn.into_inner())?;

@@ -156,6 +156,11 @@ pub fn spawn(
     argv_ptrs.push(std::ptr::null());
     let mut env_ptrs: Vec<*const libc::c_char> = c_env.iter().map(|c| c.as_ptr()).collect();
     env_ptrs.push(std::ptr::null());
+    // Like execvp: a file without a #! line is a shell script.
+    let c_sh = cstr("/bin/sh")?;
+    let mut sh_ptrs: Vec<*const libc::c_char> = vec![c_sh.as_ptr(), c_path.as_ptr()];
+    sh_ptrs.extend(c_argv.iter().skip(1).map(|c| c.as_ptr()));
+    sh_ptrs.push(std::ptr::null());
 
     let devnull = File::open("/dev/null").map_err(SpawnError::Os)?;
     let (out_r, out_w) = pipe()?;
@@ -187,6 +192,9 @@ pub fn spawn(
                 }
             }
             libc::execve(c_path.as_ptr(), argv_ptrs.as_ptr(), env_ptrs.as_ptr());
+            if *libc::__errno_location() == libc::ENOEXEC {
+                libc::execve(c_sh.as_ptr(), sh_ptrs.as_ptr(), env_ptrs.as_ptr());
+            }
             report_and_exit(fail_w.as_raw_fd(), b'E');
         }
     }

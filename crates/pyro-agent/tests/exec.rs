@@ -233,3 +233,57 @@ fn bad_requests_get_errors_and_the_agent_keeps_serving() {
     let (out, _, _) = agent.exec(&["echo", "alive"], None);
     assert_eq!(out, b"alive\n");
 }
+
+fn upload(agent: &Agent, dest: &std::path::Path, tar: &[u8]) -> Message {
+    let mut conn = agent.connect();
+    conn.send(&Message::Request(Request::Extract {
+        dest: dest.to_string_lossy().into_owned(),
+    }))
+    .unwrap();
+    let mut w = pyro_proto::DataWriter::new(&mut conn);
+    std::io::Write::write_all(&mut w, tar).unwrap();
+    w.finish().unwrap();
+    conn.expect().unwrap()
+}
+
+#[test]
+fn uploads_unpack_safely() {
+    let agent = Agent::start();
+    let dest = tempfile::tempdir().unwrap();
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(6);
+    h.set_mode(0o755);
+    b.append_data(&mut h, "bin/run.sh", &b"#!/bin/sh"[..6])
+        .unwrap();
+    let good = b.into_inner().unwrap();
+    match upload(&agent, dest.path(), &good) {
+        Message::Response(pyro_proto::Response::Extracted {
+            entry_count,
+            bytes_written,
+        }) => {
+            assert_eq!((entry_count, bytes_written), (1, 6));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(dest.path().join("bin/run.sh"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o755);
+
+    // A symlink pointing out of the tree is refused, and the agent stays up.
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Symlink);
+    h.set_size(0);
+    b.append_link(&mut h, "escape", "/etc").unwrap();
+    match upload(&agent, dest.path(), &b.into_inner().unwrap()) {
+        Message::Error(e) => assert!(e.message.contains("symlink"), "{}", e.message),
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(!dest.path().join("escape").exists());
+    let (out, _, _) = agent.exec(&["echo", "alive"], None);
+    assert_eq!(out, b"alive\n");
+}

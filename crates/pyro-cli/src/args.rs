@@ -21,6 +21,130 @@ pub enum Command {
     Env(EnvCommand),
     /// Run one command in a fresh guest that is deleted afterwards.
     Run(RunArgs),
+    /// Persistent workspaces: create, find, exec, stop, start, delete.
+    #[command(subcommand)]
+    Workspace(WorkspaceCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WorkspaceCommand {
+    /// Create and boot a workspace.
+    Create(CreateArgs),
+    /// List workspaces, most recently active first.
+    List(ListArgs),
+    /// Show one workspace.
+    Status(IdArgs),
+    /// Rename or relabel a workspace (started or stopped).
+    Update(UpdateArgs),
+    /// Run a command in a started workspace.
+    Exec(ExecArgs),
+    /// Show the command history.
+    Logs(IdArgs),
+    /// Flush and power off the guest; the disk is kept.
+    Stop(IdArgs),
+    /// Boot a stopped workspace again on the same disk.
+    Start(IdArgs),
+    /// Delete a workspace and its disk.
+    Delete(IdArgs),
+    /// Reconcile records with running guests and remove orphaned files.
+    Gc(JsonFlag),
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Environment name, e.g. debian:12.
+    pub environment: String,
+    /// Unique name to find it by (1-120 printable characters).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Label KEY=VALUE (repeatable).
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// Guest vCPUs (1-8).
+    #[arg(long, default_value_t = 1)]
+    pub vcpu_count: u32,
+    /// Guest memory in MiB (256-32768).
+    #[arg(long, default_value_t = 1024)]
+    pub mem_mib: u32,
+    /// Seed /workspace from a host directory or a .tar, .tar.gz or .tgz archive.
+    #[arg(long, value_name = "PATH")]
+    pub seed_path: Option<std::path::PathBuf>,
+    /// Stop the workspace after this many seconds without activity (never deletes).
+    #[arg(long, default_value_t = pyro_core::workspace::DEFAULT_TTL_SECONDS)]
+    pub ttl_seconds: u64,
+    /// Print one JSON object.
+    #[arg(long, conflicts_with = "id_only")]
+    pub json: bool,
+    /// Print only the workspace id.
+    #[arg(long)]
+    pub id_only: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only workspaces with label KEY=VALUE, or with KEY set (repeatable; all must match).
+    #[arg(long = "label", value_name = "KEY[=VALUE]")]
+    pub labels: Vec<String>,
+    /// Only the workspace with this name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Only workspaces in this state (creating, started, stopped, failed).
+    #[arg(long)]
+    pub state: Option<String>,
+    /// At most this many.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    #[command(flatten)]
+    pub output: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+pub struct IdArgs {
+    /// Workspace id or name.
+    pub workspace: String,
+    #[command(flatten)]
+    pub output: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// Workspace id or name.
+    pub workspace: String,
+    /// New name.
+    #[arg(long, conflicts_with = "clear_name")]
+    pub name: Option<String>,
+    /// Remove the name.
+    #[arg(long)]
+    pub clear_name: bool,
+    /// Set label KEY=VALUE (repeatable).
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// Remove label KEY (repeatable).
+    #[arg(long = "clear-label", value_name = "KEY")]
+    pub clear_labels: Vec<String>,
+    #[command(flatten)]
+    pub output: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Workspace id or name.
+    pub workspace: String,
+    /// Kill the command after this many seconds (exit code 124).
+    #[arg(long, default_value_t = 30)]
+    pub timeout_seconds: u64,
+    /// Working directory in the guest.
+    #[arg(long, default_value = "/workspace")]
+    pub cwd: String,
+    #[command(flatten)]
+    pub output: JsonFlag,
+    /// The program and its arguments, after `--` (no shell is added).
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND"
+    )]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, Args)]

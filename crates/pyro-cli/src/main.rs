@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::args::{Cli, Command, EnvCommand};
+use crate::args::{Cli, Command, EnvCommand, WorkspaceCommand};
 use crate::exit::Exit;
 use crate::printer::Printer;
 
@@ -79,5 +79,17 @@ fn dispatch(cli: Cli) -> Exit {
         Command::Env(EnvCommand::Pull(a)) => commands::env::pull(&manager, &a),
         Command::Env(EnvCommand::Prune(o)) => commands::env::prune(&manager, o.json),
         Command::Run(a) => commands::run::run(&manager, &a),
+        Command::Workspace(w) => match w {
+            WorkspaceCommand::Create(a) => commands::workspace::create(&manager, &a),
+            WorkspaceCommand::List(a) => commands::workspace::list(&manager, &a),
+            WorkspaceCommand::Status(a) => commands::workspace::status(&manager, &a),
+            WorkspaceCommand::Update(a) => commands::workspace::update(&manager, &a),
+            WorkspaceCommand::Exec(a) => commands::workspace::exec(&manager, &a),
+            WorkspaceCommand::Logs(a) => commands::workspace::logs(&manager, &a),
+            WorkspaceCommand::Stop(a) => commands::workspace::stop(&manager, &a),
+            WorkspaceCommand::Start(a) => commands::workspace::start(&manager, &a),
+            WorkspaceCommand::Delete(a) => commands::workspace::delete(&manager, &a),
+            WorkspaceCommand::Gc(o) => commands::workspace::gc(&manager, o.json),
+        },
     }
 }

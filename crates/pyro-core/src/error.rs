@@ -1,7 +1,9 @@
 //! The core error type. Every adapter renders it the same way: a stable
 //! `code`, a one-line message that says what to do, an optional hint.
 
+use pyro_archive::ArchiveError;
 use pyro_env::EnvError;
+use pyro_store::StoreError;
 use pyro_vmm::VmmError;
 
 /// Stable machine-readable error codes (the `error.code` JSON field).
@@ -26,6 +28,12 @@ pub enum ErrorCode {
     AgentError,
     /// The operation was interrupted by a signal.
     Interrupted,
+    /// No workspace (or other object) has that id or name.
+    NotFound,
+    /// The name is taken, or the request conflicts with itself.
+    Conflict,
+    /// The workspace store failed.
+    StoreError,
     /// Host I/O failed.
     IoError,
 }
@@ -43,6 +51,9 @@ impl ErrorCode {
             ErrorCode::GuestLost => "guest_lost",
             ErrorCode::AgentError => "agent_error",
             ErrorCode::Interrupted => "interrupted",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::StoreError => "store_error",
             ErrorCode::IoError => "io_error",
         }
     }
@@ -60,6 +71,12 @@ pub enum Error {
     /// VM layer failure.
     #[error(transparent)]
     Vmm(#[from] VmmError),
+    /// A seed or upload was refused.
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+    /// Store failure or rejected change.
+    #[error(transparent)]
+    Store(#[from] StoreError),
     /// Host I/O failure.
     #[error("{context}: {source}")]
     Io {
@@ -102,6 +119,16 @@ impl Error {
                 VmmError::Agent(_) | VmmError::AgentTimeout(_) => ErrorCode::AgentError,
                 VmmError::Io { .. } => ErrorCode::IoError,
             },
+            Error::Archive(ArchiveError::Io { .. }) => ErrorCode::IoError,
+            Error::Archive(_) => ErrorCode::InvalidArgument,
+            Error::Store(e) => match e {
+                StoreError::NotFound { .. } => ErrorCode::NotFound,
+                StoreError::DuplicateName { .. } | StoreError::Conflict { .. } => {
+                    ErrorCode::Conflict
+                }
+                StoreError::Invalid { .. } | StoreError::NoChange => ErrorCode::InvalidArgument,
+                _ => ErrorCode::StoreError,
+            },
             Error::Io { .. } => ErrorCode::IoError,
         }
     }
@@ -113,6 +140,8 @@ impl Error {
             ErrorCode::InvalidArgument
                 | ErrorCode::UnknownEnvironment
                 | ErrorCode::EnvironmentNotInstalled
+                | ErrorCode::NotFound
+                | ErrorCode::Conflict
         )
     }
 

@@ -10,6 +10,7 @@
 //! - [`run`]: one-shot runs (boot, exec, tear down).
 //! - [`doctor`]: host diagnostics.
 //! - [`accel`]: choosing KVM or TCG from a cached boot probe.
+//! - [`workspace`]: persistent workspaces (create, find, exec, stop/start).
 #![deny(missing_docs)]
 
 pub mod accel;
@@ -21,11 +22,13 @@ mod ids;
 mod manager;
 pub mod run;
 mod runtime_dirs;
+pub mod workspace;
 
 pub use config::Config;
 pub use error::{Error, ErrorCode};
 pub use manager::Manager;
 pub use pyro_env::{InstalledEnv, PullPhase, PullReporter};
+pub use pyro_store::{LabelFilter, ListQuery, NameChange, WorkspaceState};
 pub use pyro_vmm::OutputSink;
 
 /// Seconds since the Unix epoch, as JSON timestamps carry them.

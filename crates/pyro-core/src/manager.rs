@@ -3,6 +3,7 @@
 use std::sync::OnceLock;
 
 use pyro_env::EnvCache;
+use pyro_store::Store;
 use pyro_vmm::HostTools;
 
 use crate::{Config, Error};
@@ -13,6 +14,7 @@ pub struct Manager {
     config: Config,
     envs: EnvCache,
     tools: OnceLock<HostTools>,
+    store: OnceLock<Store>,
 }
 
 impl Manager {
@@ -23,6 +25,7 @@ impl Manager {
             config,
             envs,
             tools: OnceLock::new(),
+            store: OnceLock::new(),
         }
     }
 
@@ -39,6 +42,10 @@ impl Manager {
     /// Host programs, looked up on first use.
     pub fn tools(&self) -> &HostTools {
         self.tools.get_or_init(HostTools::discover)
+    }
+
+    pub(crate) fn store_cell(&self) -> &OnceLock<Store> {
+        &self.store
     }
 
     pub(crate) fn env_cache(&self) -> &EnvCache {

@@ -243,6 +243,7 @@ impl Manager {
         runtime_dirs::collect_orphans(&self.config().state_dir);
 
         let vm_id = ids::new_id();
+        let create_started = Instant::now();
         observer.phase(RunPhase::Create, &req.environment, &vm_id);
         let dir = runtime_dirs::create(&self.config().state_dir, &vm_id)?;
         let spec = VmSpec {
@@ -265,7 +266,7 @@ impl Manager {
                 return Err(e.into());
             }
         };
-        let create_ms = ms(started.elapsed());
+        let create_ms = ms(create_started.elapsed());
 
         observer.phase(RunPhase::Start, &req.environment, &vm_id);
         let deadline = match choice.accelerator {

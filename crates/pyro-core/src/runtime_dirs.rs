@@ -43,8 +43,8 @@ pub fn vms_root(state_dir: &Path) -> PathBuf {
     state_dir.join("vms")
 }
 
-/// Creates the state dir (0700) and a fresh runtime dir owned by us.
-pub fn create(state_dir: &Path, vm_id: &str) -> Result<PathBuf, Error> {
+/// Creates the state dir, private to the user (0700).
+pub fn ensure_state_dir(state_dir: &Path) -> Result<(), Error> {
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -52,7 +52,12 @@ pub fn create(state_dir: &Path, vm_id: &str) -> Result<PathBuf, Error> {
         .map_err(Error::io(format!(
             "creating state dir {}",
             state_dir.display()
-        )))?;
+        )))
+}
+
+/// Creates the state dir (0700) and a fresh runtime dir owned by us.
+pub fn create(state_dir: &Path, vm_id: &str) -> Result<PathBuf, Error> {
+    ensure_state_dir(state_dir)?;
     let dir = vms_root(state_dir).join(vm_id);
     std::fs::DirBuilder::new()
         .recursive(true)

@@ -23,6 +23,8 @@ pub enum FrameKind {
     Stdout = 0x10,
     /// Raw bytes of the command's stderr.
     Stderr = 0x11,
+    /// Raw bytes of an upload (an archive); an empty one ends it.
+    Data = 0x12,
     /// JSON [`crate::ExitInfo`]: the command finished.
     Exit = 0x20,
     /// JSON [`crate::RemoteError`].
@@ -38,6 +40,7 @@ impl FrameKind {
             0x03 => Self::Response,
             0x10 => Self::Stdout,
             0x11 => Self::Stderr,
+            0x12 => Self::Data,
             0x20 => Self::Exit,
             0x7f => Self::Error,
             other => return Err(ProtoError::UnknownKind(other)),

@@ -28,11 +28,13 @@
 
 mod frame;
 mod message;
+mod upload;
 
 pub use frame::{read_frame, write_frame, Frame, FrameKind, HEADER_LEN, MAX_FRAME_PAYLOAD};
 pub use message::{
     Connection, ErrorCode, ExecRequest, ExitInfo, Hello, Message, RemoteError, Request, Response,
 };
+pub use upload::{DataReader, DataWriter};
 
 /// Version of this protocol. Bumped on any incompatible change.
 pub const PROTOCOL_VERSION: u32 = 1;

@@ -42,6 +42,14 @@ pub enum Request {
     Exec(ExecRequest),
     /// Flush file systems and power the guest off.
     Shutdown,
+    /// Unpack a tar stream into `dest`: the host then sends `Data` frames
+    /// and an empty `Data` frame; the agent answers `Extracted`. Entries
+    /// that are absolute, climb with `..`, are devices, FIFOs or hard links,
+    /// or are symlinks pointing outside are refused.
+    Extract {
+        /// Directory to unpack into (created if missing).
+        dest: String,
+    },
     /// Transport benchmark: after `Done` the agent echoes raw bytes (no
     /// framing) until the host closes.
     RawEcho,
@@ -64,6 +72,13 @@ pub enum Response {
     },
     /// The request was carried out.
     Done,
+    /// Answer to `Extract`.
+    Extracted {
+        /// Entries unpacked.
+        entry_count: u64,
+        /// File bytes written.
+        bytes_written: u64,
+    },
 }
 
 /// How an executed command ended.
@@ -117,6 +132,8 @@ pub enum Message {
     Stdout(Vec<u8>),
     /// A chunk of stderr.
     Stderr(Vec<u8>),
+    /// A chunk of an upload; empty ends it.
+    Data(Vec<u8>),
     /// The command finished.
     Exit(ExitInfo),
     /// The agent could not do what was asked.
@@ -132,6 +149,7 @@ impl Message {
             Message::Response(_) => "response",
             Message::Stdout(_) => "stdout",
             Message::Stderr(_) => "stderr",
+            Message::Data(_) => "data",
             Message::Exit(_) => "exit",
             Message::Error(_) => "error",
         }
@@ -153,6 +171,7 @@ impl Message {
             FrameKind::Error => Message::Error(json(&frame)?),
             FrameKind::Stdout => Message::Stdout(frame.payload),
             FrameKind::Stderr => Message::Stderr(frame.payload),
+            FrameKind::Data => Message::Data(frame.payload),
         })
     }
 
@@ -166,6 +185,7 @@ impl Message {
             Message::Error(m) => (FrameKind::Error, to_json(m).into()),
             Message::Stdout(b) => (FrameKind::Stdout, b.as_slice().into()),
             Message::Stderr(b) => (FrameKind::Stderr, b.as_slice().into()),
+            Message::Data(b) => (FrameKind::Data, b.as_slice().into()),
         };
         write_frame(w, kind, &payload)
     }
@@ -297,6 +317,7 @@ mod tests {
             any::<u64>().prop_map(|u| Message::Response(Response::Pong { uptime_ms: u })),
             proptest::collection::vec(any::<u8>(), 0..2048).prop_map(Message::Stdout),
             proptest::collection::vec(any::<u8>(), 0..2048).prop_map(Message::Stderr),
+            proptest::collection::vec(any::<u8>(), 0..2048).prop_map(Message::Data),
             (
                 any::<i32>(),
                 proptest::option::of(any::<i32>()),

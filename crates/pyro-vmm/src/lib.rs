@@ -24,4 +24,4 @@ pub use agent::{ExecOutcome, OutputSink};
 pub use error::VmmError;
 pub use qemu::{Accel, VmSpec};
 pub use tools::HostTools;
-pub use vm::Vm;
+pub use vm::{Vm, VmHandle};

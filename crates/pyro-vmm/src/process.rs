@@ -41,3 +41,63 @@ pub fn kill_and_reap(child: &mut Child) {
         }
     }
 }
+
+/// Lets a helper outlive this process: its own process group, no death
+/// signal. Used for workspace guests, which keep running between commands.
+pub fn detach(cmd: &mut Command) {
+    cmd.process_group(0);
+}
+
+/// A process identified by pid and start time, so a reused pid is never
+/// mistaken for it (or killed in its place).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ProcRef {
+    /// Process id.
+    pub pid: u32,
+    /// Start time in clock ticks since boot (field 22 of /proc/PID/stat).
+    pub start_time: u64,
+}
+
+/// Start time of a process, if it exists.
+pub fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may contain spaces; fields resume after the last ')'.
+    let rest = stat.rsplit_once(')')?.1;
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?;
+    if state == "Z" || state == "X" {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
+}
+
+impl ProcRef {
+    /// Refers to a running process.
+    pub fn of(pid: u32) -> Option<ProcRef> {
+        start_time(pid).map(|start_time| ProcRef { pid, start_time })
+    }
+
+    /// Still running (and not a zombie), and the same process.
+    pub fn alive(&self) -> bool {
+        start_time(self.pid) == Some(self.start_time)
+    }
+
+    /// SIGKILLs it if it is still the same process; waits until it is gone
+    /// (bounded).
+    pub fn kill(&self) {
+        if !self.alive() {
+            return;
+        }
+        // SAFETY: plain syscall on a verified process.
+        unsafe { libc::kill(self.pid as i32, libc::SIGKILL) };
+        // Reap it if it happens to be our child; otherwise init does.
+        // SAFETY: plain syscall.
+        unsafe { libc::waitpid(self.pid as i32, std::ptr::null_mut(), libc::WNOHANG) };
+        let deadline = Instant::now() + REAP_WAIT;
+        while self.alive() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+            // SAFETY: plain syscall.
+            unsafe { libc::waitpid(self.pid as i32, std::ptr::null_mut(), libc::WNOHANG) };
+        }
+    }
+}

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::process::{bind_to_caller, kill_and_reap};
+use crate::process::{bind_to_caller, detach, kill_and_reap};
 use crate::tools::{HostTools, KvmAccess};
 use crate::vm::{Vm, VmFiles};
 use crate::vsock::MAX_SOCKET_PATH;
@@ -143,9 +143,37 @@ fn wait_for_path(
     })
 }
 
+/// Whether a guest dies with the process that started it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifetime {
+    /// One-shot: QEMU and the sidecar die with this process; the runtime
+    /// directory is removed on teardown.
+    BoundToCaller,
+    /// Workspace: QEMU and the sidecar keep running after this process
+    /// exits; teardown keeps the directory (and so the disk).
+    Detached,
+}
+
 /// Starts the guest described by `spec`. The returned [`Vm`] owns QEMU and
 /// the sidecar; both die with this process.
 pub fn start(spec: &VmSpec, tools: &HostTools) -> Result<Vm, VmmError> {
+    start_with(spec, tools, Lifetime::BoundToCaller)
+}
+
+/// Starts a guest that outlives this process once [`Vm::detach`]ed. An
+/// existing disk overlay in the directory is reused (stop/start keeps data).
+pub fn start_detached(spec: &VmSpec, tools: &HostTools) -> Result<Vm, VmmError> {
+    start_with(spec, tools, Lifetime::Detached)
+}
+
+fn own(cmd: &mut Command, lifetime: Lifetime) {
+    match lifetime {
+        Lifetime::BoundToCaller => bind_to_caller(cmd),
+        Lifetime::Detached => detach(cmd),
+    }
+}
+
+fn start_with(spec: &VmSpec, tools: &HostTools, lifetime: Lifetime) -> Result<Vm, VmmError> {
     let qemu = tools.qemu.path.clone().ok_or(VmmError::QemuMissing)?;
     let sidecar = tools
         .vhost_device_vsock
@@ -163,11 +191,22 @@ pub fn start(spec: &VmSpec, tools: &HostTools) -> Result<Vm, VmmError> {
         check_socket_path(p)?;
     }
 
+    // Leftovers of a previous boot of this directory.
+    for p in [&files.vsock, &files.vhost_user, &files.ready] {
+        let _ = std::fs::remove_file(p);
+    }
     // Copy-on-write disk: the environment image is never written.
-    let out = Command::new(&qemu_img)
+    if !files.disk.exists() {
+        create_overlay(&qemu_img, &spec.rootfs, &files.disk)?;
+    }
+    start_processes(spec, &qemu, &sidecar, files, lifetime)
+}
+
+fn create_overlay(qemu_img: &Path, rootfs: &Path, disk: &Path) -> Result<(), VmmError> {
+    let out = Command::new(qemu_img)
         .args(["create", "-q", "-f", "qcow2", "-F", "raw", "-b"])
-        .arg(&spec.rootfs)
-        .arg(&files.disk)
+        .arg(rootfs)
+        .arg(disk)
         .stdin(Stdio::null())
         .output()
         .map_err(|source| VmmError::Spawn {
@@ -183,7 +222,16 @@ pub fn start(spec: &VmSpec, tools: &HostTools) -> Result<Vm, VmmError> {
             console: String::new(),
         });
     }
+    Ok(())
+}
 
+fn start_processes(
+    spec: &VmSpec,
+    qemu: &Path,
+    sidecar: &Path,
+    files: VmFiles,
+    lifetime: Lifetime,
+) -> Result<Vm, VmmError> {
     // The agent announces readiness by connecting here; listen before boot.
     let ready = std::os::unix::net::UnixListener::bind(&files.ready)
         .map_err(VmmError::io("listening for the guest agent"))?;
@@ -191,7 +239,7 @@ pub fn start(spec: &VmSpec, tools: &HostTools) -> Result<Vm, VmmError> {
         .set_nonblocking(true)
         .map_err(VmmError::io("listening for the guest agent"))?;
 
-    let mut cmd = Command::new(&sidecar);
+    let mut cmd = Command::new(sidecar);
     cmd.arg("--vm").arg(format!(
         "guest-cid=3,socket={},uds-path={}",
         files.vhost_user.display(),
@@ -203,7 +251,7 @@ pub fn start(spec: &VmSpec, tools: &HostTools) -> Result<Vm, VmmError> {
             std::fs::File::create(&files.sidecar_log)
                 .map_err(VmmError::io("creating the sidecar log"))?,
         ));
-    bind_to_caller(&mut cmd);
+    own(&mut cmd, lifetime);
     let mut sidecar_child = cmd.spawn().map_err(|source| VmmError::Spawn {
         what: "vhost-device-vsock",
         source,
@@ -222,8 +270,14 @@ pub fn start(spec: &VmSpec, tools: &HostTools) -> Result<Vm, VmmError> {
         &kernel_cmdline(spec.network),
     );
     let disk = format!(
-        "id=d0,file={},format=qcow2,if=none,cache=unsafe,discard=unmap",
-        files.disk.display()
+        "id=d0,file={},format=qcow2,if=none,cache={},discard=unmap",
+        files.disk.display(),
+        // A one-shot disk is thrown away; a workspace disk must survive.
+        if lifetime == Lifetime::Detached {
+            "writeback"
+        } else {
+            "unsafe"
+        }
     );
     let mem = format!(
         "memory-backend-memfd,id=mem0,size={}M,share=on",
@@ -267,7 +321,7 @@ pub fn start(spec: &VmSpec, tools: &HostTools) -> Result<Vm, VmmError> {
             .map(|s| s.to_string()),
         );
     }
-    let mut cmd = Command::new(&qemu);
+    let mut cmd = Command::new(qemu);
     cmd.args(&args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -275,7 +329,7 @@ pub fn start(spec: &VmSpec, tools: &HostTools) -> Result<Vm, VmmError> {
             std::fs::File::create(&files.qemu_log)
                 .map_err(VmmError::io("creating the QEMU log"))?,
         ));
-    bind_to_caller(&mut cmd);
+    own(&mut cmd, lifetime);
     let qemu_child = match cmd.spawn() {
         Ok(c) => c,
         Err(source) => {
@@ -292,5 +346,6 @@ pub fn start(spec: &VmSpec, tools: &HostTools) -> Result<Vm, VmmError> {
         qemu_child,
         Some(sidecar_child),
         ready,
+        lifetime,
     ))
 }

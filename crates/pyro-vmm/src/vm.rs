@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use pyro_proto::{Connection, ExecRequest, Message, AGENT_PORT, READY_PORT};
 
 use crate::agent::{self, ExecOutcome, OutputSink};
-use crate::process::kill_and_reap;
+use crate::process::{kill_and_reap, ProcRef};
+use crate::qemu::Lifetime;
 use crate::{live, vsock, VmmError};
 
 /// Extra time the host waits past a command's timeout for the agent's
@@ -40,6 +41,12 @@ pub struct VmFiles {
 }
 
 impl VmFiles {
+    fn remove_sockets(&self) {
+        for p in [&self.vsock, &self.ready, &self.vhost_user] {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+
     /// File layout under `dir`.
     pub fn new(dir: &Path) -> VmFiles {
         VmFiles {
@@ -65,6 +72,8 @@ pub struct Vm {
     sidecar: Option<Child>,
     ready: Option<UnixListener>,
     started: Instant,
+    lifetime: Lifetime,
+    detached: bool,
 }
 
 /// Milestones of a boot, for progress and benchmarks.
@@ -81,6 +90,7 @@ impl Vm {
         qemu: Child,
         sidecar: Option<Child>,
         ready: UnixListener,
+        lifetime: Lifetime,
     ) -> Vm {
         let mut pids = vec![qemu.id()];
         pids.extend(sidecar.as_ref().map(Child::id));
@@ -92,7 +102,46 @@ impl Vm {
             sidecar,
             ready: Some(ready),
             started: Instant::now(),
+            lifetime,
+            detached: false,
         }
+    }
+
+    /// How later processes can reach and kill this guest (pids with start
+    /// times); record it before waiting for boot so a crash mid-boot leaves
+    /// nothing unaccounted for.
+    pub fn handle(&self) -> Option<VmHandle> {
+        Some(VmHandle {
+            vm_id: self.id.clone(),
+            dir: self.files.dir.clone(),
+            qemu: ProcRef::of(self.qemu.id())?,
+            sidecar: self.sidecar.as_ref().and_then(|c| ProcRef::of(c.id())),
+        })
+    }
+
+    /// Lets a guest started with [`crate::qemu::start_detached`] keep
+    /// running after this process exits; returns what later processes need
+    /// to reach and stop it.
+    pub fn detach(mut self) -> Result<VmHandle, VmmError> {
+        if self.lifetime != Lifetime::Detached {
+            return Err(VmmError::Agent(
+                "only a detached-lifetime guest can be detached".into(),
+            ));
+        }
+        let gone = || VmmError::GuestLost {
+            reason: "QEMU exited".into(),
+            console: String::new(),
+        };
+        let qemu = ProcRef::of(self.qemu.id()).ok_or_else(gone)?;
+        let sidecar = self.sidecar.as_ref().and_then(|c| ProcRef::of(c.id()));
+        self.detached = true;
+        live::unregister(&self.id);
+        Ok(VmHandle {
+            vm_id: self.id.clone(),
+            dir: self.files.dir.clone(),
+            qemu,
+            sidecar,
+        })
     }
 
     /// The VM id.
@@ -184,7 +233,8 @@ impl Vm {
         conn.get_ref()
             .set_read_timeout(host_limit)
             .map_err(VmmError::io("configuring the agent connection"))?;
-        match agent::exec(conn, req, sink) {
+        let qemu = ProcRef::of(self.qemu.id());
+        match exec_watched(conn, qemu, req, sink) {
             Ok(outcome) => Ok(outcome),
             Err(agent::ExecError::ConnectionLost(detail)) => Err(self.guest_lost(detail)),
             Err(agent::ExecError::Timeout) => Err(VmmError::AgentTimeout(
@@ -245,11 +295,20 @@ impl Vm {
     }
 
     fn teardown(&mut self) {
+        if self.detached {
+            return;
+        }
         kill_and_reap(&mut self.qemu);
         if let Some(s) = self.sidecar.as_mut() {
             kill_and_reap(s);
         }
-        let _ = std::fs::remove_dir_all(&self.files.dir);
+        match self.lifetime {
+            Lifetime::BoundToCaller => {
+                let _ = std::fs::remove_dir_all(&self.files.dir);
+            }
+            // The directory holds the workspace's disk.
+            Lifetime::Detached => self.files.remove_sockets(),
+        }
         live::unregister(&self.id);
     }
 }
@@ -258,6 +317,43 @@ impl Drop for Vm {
     fn drop(&mut self) {
         self.teardown();
     }
+}
+
+/// How often an exec checks that QEMU is still there.
+const LIVENESS_POLL: Duration = Duration::from_millis(100);
+
+/// Runs an exec while a watchdog checks QEMU: if it exits, the connection
+/// is shut down so the read fails at once instead of waiting on a sidecar
+/// that may keep the socket open.
+fn exec_watched(
+    conn: Connection<UnixStream>,
+    qemu: Option<ProcRef>,
+    req: ExecRequest,
+    sink: &mut dyn OutputSink,
+) -> Result<ExecOutcome, agent::ExecError> {
+    let watch = conn.get_ref().try_clone().ok();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watchdog = match (watch, qemu) {
+        (Some(watch), Some(qemu)) => {
+            let done = done.clone();
+            Some(std::thread::spawn(move || {
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    if !qemu.alive() {
+                        let _ = watch.shutdown(std::net::Shutdown::Both);
+                        return;
+                    }
+                    std::thread::sleep(LIVENESS_POLL);
+                }
+            }))
+        }
+        _ => None,
+    };
+    let result = agent::exec(conn, req, sink);
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    if let Some(w) = watchdog {
+        let _ = w.join();
+    }
+    result
 }
 
 fn poll_readable(fd: i32, wait: Duration) {
@@ -287,4 +383,148 @@ pub fn tail_lines(path: &Path, n: usize) -> String {
         .filter(|l| !l.is_empty())
         .collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// How long a guest gets to power off cleanly before it is killed.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(15);
+
+/// A detached guest, as recorded between commands: enough to reconnect to
+/// its agent, check it is alive, and stop it. Serializable for the store.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct VmHandle {
+    /// VM id.
+    pub vm_id: String,
+    /// Runtime directory (sockets, disk, console).
+    pub dir: PathBuf,
+    /// QEMU.
+    pub qemu: ProcRef,
+    /// The vsock sidecar.
+    pub sidecar: Option<ProcRef>,
+}
+
+impl VmHandle {
+    /// The runtime files.
+    pub fn files(&self) -> VmFiles {
+        VmFiles::new(&self.dir)
+    }
+
+    /// QEMU is still running.
+    pub fn alive(&self) -> bool {
+        self.qemu.alive()
+    }
+
+    fn lost(&self, detail: String) -> VmmError {
+        let reason = if self.alive() {
+            format!("lost the agent connection: {detail}")
+        } else {
+            "QEMU exited".to_string()
+        };
+        VmmError::GuestLost {
+            reason,
+            console: tail_lines(&self.files().console, 6),
+        }
+    }
+
+    /// Opens a fresh, handshaken connection to the agent.
+    pub fn connect(&self) -> Result<Connection<UnixStream>, VmmError> {
+        if !self.alive() {
+            return Err(self.lost(String::new()));
+        }
+        let stream = vsock::connect(&self.files().vsock, AGENT_PORT)
+            .map_err(|e| self.lost(e.to_string()))?;
+        let mut conn = Connection::new(stream);
+        conn.client_handshake(concat!("pyro ", env!("CARGO_PKG_VERSION")))
+            .map_err(|e| VmmError::Agent(e.to_string()))?;
+        Ok(conn)
+    }
+
+    /// Runs a command, streaming output into `sink`.
+    pub fn exec(
+        &self,
+        req: ExecRequest,
+        sink: &mut dyn OutputSink,
+    ) -> Result<ExecOutcome, VmmError> {
+        let conn = self.connect()?;
+        let host_limit = req
+            .timeout_ms
+            .map(|ms| Duration::from_millis(ms) + EXEC_GRACE);
+        conn.get_ref()
+            .set_read_timeout(host_limit)
+            .map_err(VmmError::io("configuring the agent connection"))?;
+        match exec_watched(conn, Some(self.qemu), req, sink) {
+            Ok(outcome) => Ok(outcome),
+            Err(agent::ExecError::ConnectionLost(detail)) => {
+                // Give QEMU a moment to finish exiting so the cause is known.
+                std::thread::sleep(Duration::from_millis(200));
+                Err(self.lost(detail))
+            }
+            Err(agent::ExecError::Timeout) => Err(VmmError::AgentTimeout(
+                host_limit.map(|d| d.as_secs()).unwrap_or_default(),
+            )),
+            Err(agent::ExecError::Protocol(detail)) => Err(VmmError::Agent(detail)),
+        }
+    }
+
+    /// Streams a tar archive (written by `write_tar`) into `dest` in the
+    /// guest, where the agent unpacks it safely. Returns (entries, bytes).
+    pub fn extract(
+        &self,
+        dest: &str,
+        write_tar: &mut dyn FnMut(&mut dyn std::io::Write) -> std::io::Result<()>,
+    ) -> Result<(u64, u64), VmmError> {
+        let mut conn = self.connect()?;
+        conn.send(&Message::Request(pyro_proto::Request::Extract {
+            dest: dest.to_string(),
+        }))
+        .map_err(|e| self.lost(e.to_string()))?;
+        let mut writer = pyro_proto::DataWriter::new(&mut conn);
+        let written = write_tar(&mut writer);
+        // If the agent refused early it keeps reading; finishing is safe.
+        let finished = writer.finish();
+        if let Err(e) = written {
+            return Err(VmmError::io("sending the archive")(e));
+        }
+        finished.map_err(VmmError::io("sending the archive"))?;
+        match conn.expect() {
+            Ok(Message::Response(pyro_proto::Response::Extracted {
+                entry_count,
+                bytes_written,
+            })) => Ok((entry_count, bytes_written)),
+            Ok(Message::Error(e)) => Err(VmmError::Agent(e.message)),
+            Ok(other) => Err(VmmError::Agent(format!(
+                "unexpected {} after an upload",
+                other.name()
+            ))),
+            Err(e) => Err(self.lost(e.to_string())),
+        }
+    }
+
+    /// Asks the guest to flush and power off; kills it if it does not
+    /// within the limit. Always ends with QEMU and the sidecar gone.
+    pub fn shutdown(&self) {
+        if self.alive() {
+            if let Ok(mut conn) = self.connect() {
+                let _ = conn
+                    .get_ref()
+                    .set_read_timeout(Some(Duration::from_secs(10)));
+                let _ = conn.send(&Message::Request(pyro_proto::Request::Shutdown));
+                let _ = conn.recv();
+            }
+            let deadline = Instant::now() + SHUTDOWN_WAIT;
+            while self.alive() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        self.kill();
+    }
+
+    /// Kills QEMU and the sidecar (only if they are still the same
+    /// processes) and removes the sockets. The disk stays.
+    pub fn kill(&self) {
+        self.qemu.kill();
+        if let Some(s) = &self.sidecar {
+            s.kill();
+        }
+        self.files().remove_sockets();
+    }
 }

@@ -292,3 +292,39 @@ fn doctor_probes_for_real() {
     );
     env.assert_nothing_left();
 }
+
+#[test]
+fn network_reaches_the_host_loopback_only_when_asked() {
+    ensure_env();
+    let env = TestEnv::new();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accept = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut got = String::new();
+        conn.read_to_string(&mut got).unwrap();
+        got
+    });
+    // QEMU user networking maps the gateway 10.0.2.2 to the host's loopback.
+    let script = format!("echo hello-from-guest > /dev/tcp/10.0.2.2/{port}");
+    let off = env.run(&[
+        "run",
+        ENV,
+        "--timeout-seconds",
+        "10",
+        "--",
+        "bash",
+        "-c",
+        &script,
+    ]);
+    assert_ne!(
+        off.code(),
+        Some(0),
+        "without --network the guest has no NIC{}",
+        off.context()
+    );
+    let on = env.run(&["run", ENV, "--network", "--", "bash", "-c", &script]);
+    on.assert_code(0);
+    assert_eq!(accept.join().unwrap(), "hello-from-guest\n");
+    env.assert_nothing_left();
+}

@@ -6,3 +6,4 @@ mod util;
 mod env;
 mod guest;
 mod input;
+mod workspace;

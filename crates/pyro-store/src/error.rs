@@ -1,0 +1,58 @@
+//! The store's error type; messages are written for end users.
+
+/// What the store refuses or fails with.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Nothing has that id or name.
+    #[error("workspace '{what}' does not exist; `pyro workspace list` shows what does")]
+    NotFound {
+        /// The id or name asked for.
+        what: String,
+    },
+    /// The name is taken.
+    #[error("a workspace named '{name}' already exists; choose another name or delete that workspace first")]
+    DuplicateName {
+        /// The name.
+        name: String,
+    },
+    /// The request contradicts itself.
+    #[error("{message}")]
+    Conflict {
+        /// Why.
+        message: String,
+    },
+    /// A field is invalid.
+    #[error("{message}")]
+    Invalid {
+        /// Which field.
+        field: &'static str,
+        /// What is wrong and what is accepted.
+        message: String,
+    },
+    /// An update would change nothing.
+    #[error("workspace update requested no effective change")]
+    NoChange,
+    /// The database is newer than this pyro.
+    #[error("the workspace database has schema version {found} but this pyro knows up to {known}; upgrade pyro")]
+    SchemaTooNew {
+        /// Version on disk.
+        found: i64,
+        /// Newest version known.
+        known: i64,
+    },
+    /// SQLite failed.
+    #[error("workspace database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A stored value could not be decoded.
+    #[error("workspace record is corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    pub(crate) fn invalid(field: &'static str, message: impl Into<String>) -> StoreError {
+        StoreError::Invalid {
+            field,
+            message: message.into(),
+        }
+    }
+}

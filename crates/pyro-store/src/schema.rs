@@ -1,0 +1,44 @@
+//! Schema migrations, applied in order at open. The index is the version.
+
+/// Each entry upgrades the schema by one version.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: workspaces, labels, command history.
+    "CREATE TABLE workspaces (
+        workspace_id TEXT PRIMARY KEY,
+        name TEXT UNIQUE,
+        environment TEXT NOT NULL,
+        environment_version TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('creating','started','stopped','failed')),
+        vcpu_count INTEGER NOT NULL,
+        mem_mib INTEGER NOT NULL,
+        ttl_seconds INTEGER,
+        network_policy TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        last_activity_at REAL NOT NULL,
+        command_count INTEGER NOT NULL DEFAULT 0,
+        last_command TEXT,
+        last_error TEXT,
+        runtime TEXT NOT NULL DEFAULT '{}',
+        seed TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX workspaces_by_activity ON workspaces (last_activity_at DESC, created_at DESC, workspace_id);
+    CREATE TABLE labels (
+        workspace_id TEXT NOT NULL REFERENCES workspaces(workspace_id) ON DELETE CASCADE,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (workspace_id, key)
+    );
+    CREATE INDEX labels_by_key_value ON labels (key, value);
+    CREATE TABLE commands (
+        workspace_id TEXT NOT NULL REFERENCES workspaces(workspace_id) ON DELETE CASCADE,
+        sequence INTEGER NOT NULL,
+        command TEXT NOT NULL,
+        cwd TEXT NOT NULL,
+        exit_code INTEGER NOT NULL,
+        duration_ms INTEGER NOT NULL,
+        stdout TEXT NOT NULL,
+        stderr TEXT NOT NULL,
+        recorded_at REAL NOT NULL,
+        PRIMARY KEY (workspace_id, sequence)
+    );",
+];
