@@ -6,9 +6,16 @@ use std::sync::mpsc::{channel, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use pyro_proto::{ExecRequest, ExitInfo, Message, OUTPUT_CHUNK};
+use pyro_proto::{ExecRequest, ExitInfo, Message};
 
 use crate::spawn::{spawn, SpawnError};
+
+/// Largest output frame the agent sends. Bigger reads mean fewer frames
+/// and syscalls when output is fast; a read returns whatever is there, so
+/// interactive output is not delayed.
+const READ_CHUNK: usize = 256 * 1024;
+/// Pipe capacity asked for, so a fast writer fills big frames.
+const PIPE_SIZE: i32 = 1024 * 1024;
 
 /// How long output pipes may stay open after the command itself exited
 /// (background children holding them) before the process group is killed.
@@ -49,7 +56,10 @@ pub fn handle(req: ExecRequest, writer: SharedWriter) -> std::io::Result<()> {
             let stop = stop.clone();
             let done = done_tx.clone();
             std::thread::spawn(move || {
-                let mut buf = vec![0u8; OUTPUT_CHUNK];
+                use std::os::fd::AsRawFd;
+                // SAFETY: fcntl on our own pipe fd; failure just keeps the default size.
+                unsafe { libc::fcntl(pipe.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE_SIZE) };
+                let mut buf = vec![0u8; READ_CHUNK];
                 loop {
                     let n = match pipe.read(&mut buf) {
                         Ok(0) => break,

@@ -119,7 +119,7 @@ pub fn run_as_init() -> ! {
     let _ = mount("proc", "/proc", "proc", 0, "");
     let _ = mount("sysfs", "/sys", "sysfs", 0, "");
     ensure_std_fds();
-    log!("started");
+    log!("started at {}", uptime());
     reaper::start();
     let opts = boot_options();
     if opts.probe {
@@ -127,7 +127,8 @@ pub fn run_as_init() -> ! {
         log!("probe ok");
         power_off();
     }
-    modules::load_all();
+    modules::load_all(opts.net);
+    log!("modules loaded at {}", uptime());
 
     let root = opts.root.as_deref().unwrap_or("/dev/vda");
     if !wait_for(root, ROOT_DEVICE_WAIT) {
@@ -142,6 +143,7 @@ pub fn run_as_init() -> ! {
     if let Err(e) = switch_root() {
         fail("switching to the root file system", e);
     }
+    log!("root mounted at {}", uptime());
     let _ = mount(
         "devpts",
         "/dev/pts",
@@ -190,5 +192,13 @@ fn announce_ready() {
         // The host may poll instead (kernel vhost-vsock); not fatal.
         Err(e) => log!("ready notice not delivered: {e}"),
     }
-    log!("ready");
+    log!("ready at {}", uptime());
+}
+
+/// Seconds since the guest kernel started, for boot timing in the console.
+fn uptime() -> String {
+    std::fs::read_to_string("/proc/uptime")
+        .ok()
+        .and_then(|u| u.split_whitespace().next().map(|s| format!("{s}s")))
+        .unwrap_or_default()
 }

@@ -1,1 +1,1105 @@
-fn main() {}
+//! `make bench`: pyro's speed beside the raw parts it is built from, all
+//! measured in the same run on the same host. Prints progress on stderr and
+//! one JSON document on stdout (and to `--output`).
+//!
+//! Comparisons and their targets:
+//! - `cold_run`: a cold `pyro run debian:12 -- true` (wall time of the whole
+//!   process) vs a bare QEMU boot of the same kernel and initramfs to the
+//!   agent's probe marker (≤ 1.3×); also reported against the first guest
+//!   output;
+//! - `exec_round_trip`: exec of `true` on a booted guest vs a raw vsock echo
+//!   round trip on a fresh connection, plus the guest-side spawn time
+//!   (exec ≤ 1.5 × raw-with-connect + spawn);
+//! - `stdout_throughput`: `head -c N /dev/zero` streamed through exec vs raw
+//!   vsock throughput of the same N bytes (≥ 0.7×);
+//! - `workspace_list`: `pyro workspace list --json` on an empty store
+//!   (≤ 20 ms), on 10,000 records (≤ 60 ms) and with `--limit 20` (≤ 10 ms);
+//! - `workspace_exec`: `pyro workspace exec ID -- true` on a running
+//!   workspace (reported, no target).
+//!
+//! Every sample is kept in the JSON (in the order taken), beside its
+//! median, min and max. Series that are compared with each other are
+//! interleaved so that background load drifts affect both alike.
+//!
+//! Exits non-zero, with a message on stderr, when something fails; unmet
+//! targets are reported in the JSON (`met: false`), not as a failure.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use pyro_core::{InstalledEnv, Manager};
+use pyro_proto::{Connection, ExecRequest, Message, Request, Response};
+use pyro_vmm::probe::boot_probe;
+use pyro_vmm::{qemu, Accel, OutputSink, Vm, VmSpec};
+use serde_json::{json, Value};
+
+const ENV: &str = "debian:12";
+const USAGE: &str = "usage: pyro-bench --pyro PATH [--output FILE] [--cold-runs N] [--execs N] \
+[--echoes N] [--stream-mib N] [--stream-reps N] [--no-workspace]";
+
+/// Boot deadline for the bench's own guests and bare boots (TCG on a
+/// loaded 2-core host is slow).
+const BOOT_DEADLINE: Duration = Duration::from_secs(180);
+/// No single raw vsock read may block longer than this.
+const RAW_IO_TIMEOUT: Duration = Duration::from_secs(60);
+/// Guest memory: `pyro run`'s default, used for every guest here.
+const GUEST_MEM_MIB: u32 = 1024;
+
+// ---------------------------------------------------------------------------
+// Arguments
+
+struct Args {
+    pyro: PathBuf,
+    output: Option<PathBuf>,
+    /// Cold `pyro run`s (and bare boots, interleaved), after one warm-up.
+    cold_runs: usize,
+    /// Exec round trips (and raw echoes with connect, interleaved).
+    execs: usize,
+    /// Raw echo round trips on one open connection.
+    echoes: usize,
+    /// Bytes streamed per throughput sample, in MiB.
+    stream_mib: u64,
+    /// Throughput samples of each kind.
+    stream_reps: usize,
+    /// Skip the workspace benchmarks.
+    workspace: bool,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut pyro = None;
+    let mut args = Args {
+        pyro: PathBuf::new(),
+        output: None,
+        cold_runs: 3,
+        execs: 20,
+        echoes: 200,
+        stream_mib: 128,
+        stream_reps: 3,
+        workspace: true,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value; {USAGE}"));
+        fn count(name: &str, v: String) -> Result<usize, String> {
+            match v.parse::<usize>() {
+                Ok(n) if n > 0 => Ok(n),
+                _ => Err(format!("{name} must be a positive integer, not '{v}'")),
+            }
+        }
+        match a.as_str() {
+            "--pyro" => pyro = Some(PathBuf::from(value("--pyro")?)),
+            "--output" => args.output = Some(PathBuf::from(value("--output")?)),
+            "--cold-runs" => args.cold_runs = count(&a, value(&a)?)?,
+            "--execs" => args.execs = count(&a, value(&a)?)?,
+            "--echoes" => args.echoes = count(&a, value(&a)?)?,
+            "--stream-mib" => args.stream_mib = count(&a, value(&a)?)? as u64,
+            "--stream-reps" => args.stream_reps = count(&a, value(&a)?)?,
+            "--no-workspace" => args.workspace = false,
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown argument '{other}'; {USAGE}")),
+        }
+    }
+    let pyro = pyro.ok_or(format!("--pyro PATH is required; {USAGE}"))?;
+    args.pyro = std::fs::canonicalize(&pyro).map_err(|e| {
+        format!(
+            "the pyro CLI {} is not there ({e}); run `make build` first",
+            pyro.display()
+        )
+    })?;
+    Ok(args)
+}
+
+// ---------------------------------------------------------------------------
+// Small helpers
+
+fn progress(msg: &str) {
+    eprintln!("[bench] {msg}");
+}
+
+trait Ctx<T> {
+    fn ctx(self, what: &str) -> Result<T, String>;
+}
+
+impl<T, E: std::fmt::Display> Ctx<T> for Result<T, E> {
+    fn ctx(self, what: &str) -> Result<T, String> {
+        self.map_err(|e| format!("{what}: {e}"))
+    }
+}
+
+/// A pyro-core error with its hint, if it has one.
+fn core_err(what: &str) -> impl FnOnce(pyro_core::Error) -> String + '_ {
+    move |e| match e.hint() {
+        Some(h) => format!("{what}: {e} (hint: {h})"),
+        None => format!("{what}: {e}"),
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn round(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
+}
+
+fn median(samples: &[f64]) -> f64 {
+    let mut s = samples.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    match s.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => s[n / 2],
+        n => (s[n / 2 - 1] + s[n / 2]) / 2.0,
+    }
+}
+
+/// Median, min, max and every sample (in the order taken).
+fn stats(samples: &[f64]) -> Value {
+    let min = samples.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = samples.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    json!({
+        "n": samples.len(),
+        "median": round(median(samples)),
+        "min": round(min),
+        "max": round(max),
+        "samples": samples.iter().map(|v| round(*v)).collect::<Vec<_>>(),
+    })
+}
+
+/// One comparison against its target, also printed as progress.
+fn verdict(label: &str, value: f64, target: &str, met: bool, detail: Value) -> Value {
+    progress(&format!(
+        "{label}: {value:.3} (target {target}) -> {}",
+        if met { "MET" } else { "NOT MET" }
+    ));
+    let mut v = json!({"value": round(value), "target": target, "met": met});
+    if let (Some(obj), Value::Object(extra)) = (v.as_object_mut(), detail) {
+        obj.extend(extra);
+    }
+    v
+}
+
+fn read_trimmed(path: &str) -> Option<String> {
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+fn loadavg() -> Value {
+    let text = read_trimmed("/proc/loadavg").unwrap_or_default();
+    let v: Vec<f64> = text
+        .split_whitespace()
+        .take(3)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    json!(v)
+}
+
+/// QEMU processes on the host (other guests compete for the same cores).
+fn qemu_processes() -> usize {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    dir.filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join("comm"))
+                .map(|c| c.starts_with("qemu-system"))
+                .unwrap_or(false)
+        })
+        .count()
+}
+
+/// Seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ`.
+fn iso8601(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// A short id unique to this bench process.
+fn bench_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "{:06x}{:06x}",
+        std::process::id() & 0xff_ffff,
+        (nanos >> 8) & 0xff_ffff
+    )
+}
+
+// ---------------------------------------------------------------------------
+// Running the pyro CLI
+
+struct Cli<'a> {
+    pyro: &'a Path,
+}
+
+impl Cli<'_> {
+    /// Runs pyro (with `state` as PYRO_STATE_DIR when given); returns its
+    /// output and the wall time of the process in ms.
+    fn run(
+        &self,
+        state: Option<&Path>,
+        argv: &[&str],
+    ) -> Result<(std::process::Output, f64), String> {
+        let mut cmd = Command::new(self.pyro);
+        cmd.args(argv).stdin(Stdio::null());
+        if let Some(state) = state {
+            cmd.env("PYRO_STATE_DIR", state);
+        }
+        let started = Instant::now();
+        let out = cmd
+            .output()
+            .ctx(&format!("running {}", self.pyro.display()))?;
+        Ok((out, ms(started.elapsed())))
+    }
+
+    /// Runs pyro with `--json` among `argv` and parses what it printed;
+    /// fails on a non-zero exit or `"ok": false`.
+    fn json(&self, state: Option<&Path>, argv: &[&str]) -> Result<(Value, f64), String> {
+        let (out, wall) = self.run(state, argv)?;
+        let shown = format!("`pyro {}`", argv.join(" "));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let v: Value = serde_json::from_slice(&out.stdout).map_err(|e| {
+            format!(
+                "{shown} printed no JSON ({e}; {}); stderr: {}",
+                out.status,
+                stderr.trim()
+            )
+        })?;
+        if v["ok"] == false {
+            return Err(format!(
+                "{shown} failed: {} ({})",
+                v["error"]["message"].as_str().unwrap_or("no message"),
+                v["error"]["code"].as_str().unwrap_or("no code")
+            ));
+        }
+        if !out.status.success() {
+            return Err(format!(
+                "{shown} exited with {}; stderr: {}",
+                out.status,
+                stderr.trim()
+            ));
+        }
+        Ok((v, wall))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 1. Cold run vs bare boot
+
+struct ColdSample {
+    wall_ms: f64,
+    duration_ms: f64,
+    create_ms: f64,
+    boot_ms: f64,
+    exec_ms: f64,
+    cleanup_ms: f64,
+}
+
+fn one_cold_run(cli: &Cli, accel: Accel) -> Result<ColdSample, String> {
+    let (v, wall_ms) = cli.json(None, &["run", ENV, "--json", "--", "true"])?;
+    if v["exit_code"] != 0 {
+        return Err(format!(
+            "`pyro run {ENV} -- true` exited with {}: {v}",
+            v["exit_code"]
+        ));
+    }
+    if v["accelerator"] != accel.as_str() {
+        return Err(format!(
+            "`pyro run` used accelerator {} but the bare boot would use {}; the comparison would be unfair",
+            v["accelerator"],
+            accel.as_str()
+        ));
+    }
+    let num = |v: &Value, what: &str| {
+        v.as_f64()
+            .ok_or(format!("`pyro run --json` has no numeric {what}"))
+    };
+    let t = &v["timings"];
+    Ok(ColdSample {
+        wall_ms,
+        duration_ms: num(&v["duration_ms"], "duration_ms")?,
+        create_ms: num(&t["create_ms"], "timings.create_ms")?,
+        boot_ms: num(&t["boot_ms"], "timings.boot_ms")?,
+        exec_ms: num(&t["exec_ms"], "timings.exec_ms")?,
+        cleanup_ms: num(&t["cleanup_ms"], "timings.cleanup_ms")?,
+    })
+}
+
+fn cold_run(
+    args: &Args,
+    cli: &Cli,
+    m: &Manager,
+    env: &InstalledEnv,
+    accel: Accel,
+) -> Result<Value, String> {
+    progress("cold run: warm-up `pyro run` (page cache; not counted)");
+    let warm = one_cold_run(cli, accel)?;
+    progress(&format!("cold run warm-up: {:.0} ms", warm.wall_ms));
+
+    let mut runs = Vec::new();
+    let mut boot = Vec::new();
+    let mut first = Vec::new();
+    for i in 1..=args.cold_runs {
+        let s = one_cold_run(cli, accel)?;
+        progress(&format!(
+            "cold run {i}/{}: wall {:.0} ms (create {:.0}, agent ready {:.0}, exec {:.0}, cleanup {:.0})",
+            args.cold_runs, s.wall_ms, s.create_ms, s.boot_ms, s.exec_ms, s.cleanup_ms
+        ));
+        runs.push(s);
+
+        // Same memory size as the runs; no disk, no vsock.
+        let p = boot_probe(
+            m.tools(),
+            accel,
+            &env.kernel(),
+            &env.initramfs(),
+            GUEST_MEM_MIB,
+            BOOT_DEADLINE,
+        )
+        .ctx("bare QEMU boot")?;
+        let (Some(b), true) = (p.boot_ms, p.boots) else {
+            return Err(format!(
+                "bare QEMU boot ({}) did not reach the agent: {}",
+                accel.as_str(),
+                p.detail.unwrap_or_else(|| "no detail".into())
+            ));
+        };
+        let f = p.first_output_ms.unwrap_or(b);
+        progress(&format!(
+            "bare boot {i}/{}: first output {f} ms, agent probe marker {b} ms",
+            args.cold_runs
+        ));
+        boot.push(b as f64);
+        first.push(f as f64);
+    }
+
+    let col = |f: fn(&ColdSample) -> f64| runs.iter().map(f).collect::<Vec<f64>>();
+    let wall = col(|s| s.wall_ms);
+    let duration = col(|s| s.duration_ms);
+    // Inside `Manager::run` but outside the four phases: env check,
+    // accelerator choice (cached probe), orphan collection.
+    let setup = col(|s| s.duration_ms - s.create_ms - s.boot_ms - s.exec_ms - s.cleanup_ms);
+    // Outside `Manager::run`: process start, argument parsing, printing, exit.
+    let process = col(|s| s.wall_ms - s.duration_ms);
+    let ratio_boot = median(&wall) / median(&boot);
+    let ratio_first = median(&wall) / median(&first);
+    Ok(json!({
+        "command": format!("{} run {ENV} --json -- true", args.pyro.display()),
+        "runs": args.cold_runs,
+        "accelerator": accel.as_str(),
+        "warmup_wall_ms": round(warm.wall_ms),
+        "pyro_wall_ms": stats(&wall),
+        "pyro_duration_ms": stats(&duration),
+        "split_ms": {
+            "setup": stats(&setup),
+            "vm_start": stats(&col(|s| s.create_ms)),
+            "agent_ready": stats(&col(|s| s.boot_ms)),
+            "exec_done": stats(&col(|s| s.exec_ms)),
+            "cleanup": stats(&col(|s| s.cleanup_ms)),
+            "process_overhead": stats(&process),
+        },
+        "bare_boot": {
+            "how": format!("pyro_vmm::probe::boot_probe: same kernel + initramfs, pyro.probe=1, 1 vCPU, {GUEST_MEM_MIB} MiB, no disk, no vsock"),
+            "first_output_ms": stats(&first),
+            "agent_marker_ms": stats(&boot),
+        },
+        "ratio_wall_vs_bare_boot": verdict(
+            "cold run wall / bare boot to agent marker",
+            ratio_boot,
+            "<= 1.3",
+            ratio_boot <= 1.3,
+            json!({"numerator_ms": round(median(&wall)), "denominator_ms": round(median(&boot))}),
+        ),
+        "ratio_wall_vs_bare_first_output": verdict(
+            "cold run wall / bare boot to first output",
+            ratio_first,
+            "<= 1.3",
+            ratio_first <= 1.3,
+            json!({"numerator_ms": round(median(&wall)), "denominator_ms": round(median(&first))}),
+        ),
+    }))
+}
+
+// ---------------------------------------------------------------------------
+// 2 and 3. Round trips and throughput on one directly booted guest
+
+/// Counts output bytes, keeps nothing.
+#[derive(Default)]
+struct Count {
+    stdout: u64,
+    stderr: Vec<u8>,
+}
+
+impl OutputSink for Count {
+    fn stdout(&mut self, chunk: &[u8]) {
+        self.stdout += chunk.len() as u64;
+    }
+    fn stderr(&mut self, chunk: &[u8]) {
+        if self.stderr.len() < 4096 {
+            self.stderr.extend_from_slice(chunk);
+        }
+    }
+}
+
+fn exec_req(argv: &[&str], timeout: Duration) -> ExecRequest {
+    ExecRequest {
+        argv: argv.iter().map(|s| s.to_string()).collect(),
+        env: vec![],
+        cwd: None,
+        timeout_ms: Some(timeout.as_millis() as u64),
+    }
+}
+
+/// Runs argv, checks it exited 0; returns (host wall ms, guest duration
+/// ms, stdout bytes).
+fn exec_checked(vm: &mut Vm, argv: &[&str], timeout: Duration) -> Result<(f64, f64, u64), String> {
+    let mut sink = Count::default();
+    let started = Instant::now();
+    let out = vm
+        .exec(exec_req(argv, timeout), &mut sink)
+        .ctx(&format!("exec {argv:?}"))?;
+    let wall = ms(started.elapsed());
+    if out.exit_code != 0 {
+        return Err(format!(
+            "exec {argv:?} exited with {}: {}",
+            out.exit_code,
+            String::from_utf8_lossy(&sink.stderr).trim()
+        ));
+    }
+    Ok((wall, out.duration_ms as f64, sink.stdout))
+}
+
+/// Exec of `true` through the bare protocol (connect + `agent::exec`),
+/// without `Vm::exec`'s watchdog thread; host wall ms.
+fn exec_unwatched(vm: &mut Vm, timeout: Duration) -> Result<f64, String> {
+    let mut sink = Count::default();
+    let started = Instant::now();
+    let conn = vm.connect().ctx("connecting to the agent")?;
+    conn.get_ref()
+        .set_read_timeout(Some(timeout + RAW_IO_TIMEOUT))
+        .ctx("configuring the agent connection")?;
+    let out = pyro_vmm::agent::exec(conn, exec_req(&["true"], timeout), &mut sink)
+        .map_err(|e| format!("exec `true` (protocol only): {e:?}"))?;
+    let wall = ms(started.elapsed());
+    if out.exit_code != 0 {
+        return Err(format!("exec `true` exited with {}", out.exit_code));
+    }
+    Ok(wall)
+}
+
+/// Sends a raw benchmark request on a handshaken connection and returns
+/// the bare stream once the agent has answered `Done`.
+fn raw_request(mut conn: Connection<UnixStream>, req: Request) -> Result<UnixStream, String> {
+    conn.get_ref()
+        .set_read_timeout(Some(RAW_IO_TIMEOUT))
+        .ctx("configuring the agent connection")?;
+    conn.send(&Message::Request(req))
+        .ctx("sending a raw request")?;
+    match conn.expect().ctx("waiting for the agent's answer")? {
+        Message::Response(Response::Done) => Ok(conn.into_inner()),
+        Message::Error(e) => Err(format!("the agent refused a raw request: {}", e.message)),
+        other => Err(format!(
+            "unexpected {} in answer to a raw request",
+            other.name()
+        )),
+    }
+}
+
+const ECHO_PAYLOAD: usize = 1;
+
+fn ping(s: &mut UnixStream) -> Result<(), String> {
+    let out = [0x5au8; ECHO_PAYLOAD];
+    s.write_all(&out).ctx("raw echo write")?;
+    let mut back = [0u8; ECHO_PAYLOAD];
+    s.read_exact(&mut back).ctx("raw echo read")?;
+    if back != out {
+        return Err("raw echo returned different bytes".into());
+    }
+    Ok(())
+}
+
+/// One raw echo round trip on a fresh connection; returns the phases in ms
+/// (vsock connect + Hello handshake, RawEcho request, 1-byte ping-pong).
+fn echo_with_connect(vm: &mut Vm) -> Result<[f64; 3], String> {
+    let t0 = Instant::now();
+    let conn = vm.connect().ctx("connecting to the agent")?;
+    let t1 = Instant::now();
+    let mut s = raw_request(conn, Request::RawEcho)?;
+    let t2 = Instant::now();
+    ping(&mut s)?;
+    let t3 = Instant::now();
+    Ok([ms(t1 - t0), ms(t2 - t1), ms(t3 - t2)])
+}
+
+/// Reads a `RawSource` of `bytes` to EOF; returns MB/s including connect.
+fn raw_source(vm: &mut Vm, bytes: u64, buf: &mut [u8]) -> Result<f64, String> {
+    let started = Instant::now();
+    let conn = vm.connect().ctx("connecting to the agent")?;
+    let mut s = raw_request(conn, Request::RawSource { bytes })?;
+    let mut got = 0u64;
+    loop {
+        match s.read(buf) {
+            Ok(0) => break,
+            Ok(n) => got += n as u64,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(format!("reading the raw source after {got} bytes: {e}")),
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    if got != bytes {
+        return Err(format!("the raw source sent {got} of {bytes} bytes"));
+    }
+    Ok(bytes as f64 / 1e6 / secs)
+}
+
+fn guest_benches(
+    args: &Args,
+    m: &Manager,
+    env: &InstalledEnv,
+    accel: Accel,
+    vm_id: &str,
+    dir: &Path,
+) -> Result<(Value, Value, Value), String> {
+    std::fs::create_dir_all(dir).ctx(&format!("creating {}", dir.display()))?;
+    let spec = VmSpec {
+        vm_id: vm_id.to_string(),
+        dir: dir.to_path_buf(),
+        kernel: env.kernel(),
+        initramfs: env.initramfs(),
+        rootfs: env.rootfs(),
+        vcpus: 1,
+        mem_mib: GUEST_MEM_MIB,
+        network: false,
+        accel,
+    };
+    progress(&format!(
+        "booting a guest ({}) for round trips and throughput",
+        accel.as_str()
+    ));
+    let started = Instant::now();
+    // From here on the Vm owns QEMU and the sidecar: dropping it (on any
+    // return path) kills both and removes `dir`.
+    let mut vm = match qemu::start(&spec, m.tools()) {
+        Ok(vm) => vm,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(dir);
+            return Err(format!("starting the bench guest: {e}"));
+        }
+    };
+    let start_ms = ms(started.elapsed());
+    let ready = vm
+        .wait_ready(BOOT_DEADLINE)
+        .ctx("booting the bench guest")?;
+    progress(&format!(
+        "guest ready: start {start_ms:.0} ms, agent ready {:.0} ms after QEMU start",
+        ms(ready.agent_ready)
+    ));
+
+    // Warm-up: first exec pages `true` in; first connection warms the path.
+    let rtt_timeout = Duration::from_secs(30);
+    let mut warmup = Vec::new();
+    for _ in 0..3 {
+        warmup.push(exec_checked(&mut vm, &["true"], rtt_timeout)?.0);
+    }
+    echo_with_connect(&mut vm)?;
+
+    // (c) exec round trips interleaved with (b) raw echo + connect.
+    progress(&format!(
+        "exec round trips: {} x exec `true`, interleaved with {} x raw echo on a fresh connection",
+        args.execs, args.execs
+    ));
+    let mut exec = Vec::new();
+    let mut spawn = Vec::new();
+    let mut unwatched = Vec::new();
+    let (mut connect, mut request, mut pingpong, mut fresh) = (vec![], vec![], vec![], vec![]);
+    for _ in 0..args.execs {
+        let (wall, guest, _) = exec_checked(&mut vm, &["true"], rtt_timeout)?;
+        exec.push(wall);
+        spawn.push(guest);
+        unwatched.push(exec_unwatched(&mut vm, rtt_timeout)?);
+        let [c, r, p] = echo_with_connect(&mut vm)?;
+        connect.push(c);
+        request.push(r);
+        pingpong.push(p);
+        fresh.push(c + r + p);
+    }
+
+    // (a) raw echo on one open connection.
+    progress(&format!(
+        "raw echo: {} round trips on one open connection",
+        args.echoes
+    ));
+    let conn = vm.connect().ctx("connecting to the agent")?;
+    let mut s = raw_request(conn, Request::RawEcho)?;
+    for _ in 0..10 {
+        ping(&mut s)?;
+    }
+    let mut open = Vec::with_capacity(args.echoes);
+    for _ in 0..args.echoes {
+        let t = Instant::now();
+        ping(&mut s)?;
+        open.push(ms(t.elapsed()));
+    }
+    drop(s);
+
+    let exec_med = median(&exec);
+    let budget = 1.5 * median(&fresh) + median(&spawn);
+    let round_trip = json!({
+        "guest": {"vcpus": 1, "mem_mib": GUEST_MEM_MIB, "accelerator": accel.as_str(),
+                  "start_ms": round(start_ms), "agent_ready_ms": round(ms(ready.agent_ready))},
+        "echo_payload_bytes": ECHO_PAYLOAD,
+        "warmup_exec_ms": warmup.iter().map(|v| round(*v)).collect::<Vec<_>>(),
+        "raw_echo_open_connection_ms": stats(&open),
+        "raw_echo_with_connect_ms": stats(&fresh),
+        "raw_echo_with_connect_split_ms": {
+            "connect_and_handshake": stats(&connect),
+            "raw_echo_request": stats(&request),
+            "ping_pong": stats(&pingpong),
+        },
+        "exec_true_ms": stats(&exec),
+        "exec_true_protocol_only_ms": {
+            "note": "vm.connect() + pyro_vmm::agent::exec: the same exchange as Vm::exec without its QEMU liveness watchdog thread",
+            "stats": stats(&unwatched),
+        },
+        "guest_spawn_ms": {
+            "note": "ExitInfo.duration_ms: whole milliseconds measured by the agent",
+            "stats": stats(&spawn),
+        },
+        "exec_vs_raw": verdict(
+            "exec rtt (ms) vs 1.5 x raw echo with connect + spawn",
+            exec_med,
+            &format!("<= {budget:.3} ms (1.5 x {:.3} + {:.3})", median(&fresh), median(&spawn)),
+            exec_med <= budget,
+            json!({"limit_ms": round(budget), "ratio_to_limit": round(exec_med / budget)}),
+        ),
+    });
+
+    // 3. Throughput, exec and raw alternating.
+    let bytes = args.stream_mib * 1024 * 1024;
+    let count = bytes.to_string();
+    progress(&format!(
+        "stdout throughput: {} x {} MiB via exec `head -c` and via raw vsock, alternating",
+        args.stream_reps, args.stream_mib
+    ));
+    let mut buf = vec![0u8; 256 * 1024];
+    let stream_timeout = Duration::from_secs(600);
+    let (mut exec_mbs, mut raw_mbs) = (Vec::new(), Vec::new());
+    for i in 1..=args.stream_reps {
+        let (wall, _, got) = exec_checked(
+            &mut vm,
+            &["head", "-c", &count, "/dev/zero"],
+            stream_timeout,
+        )?;
+        if got != bytes {
+            return Err(format!("exec `head -c {bytes}` streamed {got} bytes"));
+        }
+        exec_mbs.push(bytes as f64 / 1e6 / (wall / 1000.0));
+        raw_mbs.push(raw_source(&mut vm, bytes, &mut buf)?);
+        progress(&format!(
+            "throughput {i}/{}: exec {:.1} MB/s, raw {:.1} MB/s",
+            args.stream_reps,
+            exec_mbs[i - 1],
+            raw_mbs[i - 1]
+        ));
+    }
+    let ratio = median(&exec_mbs) / median(&raw_mbs);
+    let throughput = json!({
+        "bytes": bytes,
+        "unit": "MB/s (10^6 bytes per second), connection set-up included",
+        "exec_head_c_mb_per_s": stats(&exec_mbs),
+        "raw_vsock_mb_per_s": stats(&raw_mbs),
+        "ratio_exec_vs_raw": verdict("exec throughput / raw throughput", ratio, ">= 0.7", ratio >= 0.7, json!({})),
+    });
+
+    let t = Instant::now();
+    vm.destroy();
+    let teardown_ms = ms(t.elapsed());
+    progress(&format!("bench guest torn down in {teardown_ms:.0} ms"));
+    if dir.exists() {
+        return Err(format!(
+            "the bench guest's runtime dir {} was not removed",
+            dir.display()
+        ));
+    }
+    Ok((
+        round_trip,
+        throughput,
+        json!({"teardown_ms": round(teardown_ms)}),
+    ))
+}
+
+// ---------------------------------------------------------------------------
+// 4 and 5. Workspaces
+
+fn list_bench(cli: &Cli, root: &Path) -> Result<Value, String> {
+    const N: usize = 20;
+    let runs = |state: &Path, argv: &[&str]| -> Result<Vec<f64>, String> {
+        cli.json(Some(state), argv)?; // warm-up
+        (0..N)
+            .map(|_| cli.json(Some(state), argv).map(|r| r.1))
+            .collect()
+    };
+    progress(&format!(
+        "workspace list: {N} runs each on an empty store, 10,000 records, --limit 20"
+    ));
+    let empty = root.join("le");
+    std::fs::create_dir_all(&empty).ctx("creating a state dir")?;
+    let empty_runs = runs(&empty, &["workspace", "list", "--json"])?;
+    let big = root.join("lb");
+    std::fs::create_dir_all(&big).ctx("creating a state dir")?;
+    // Creates the schema, then fills it directly (no guests needed).
+    cli.json(Some(&big), &["workspace", "list", "--json"])?;
+    let store = pyro_store::Store::open(&big.join("pyro.db")).ctx("opening the bench store")?;
+    store
+        .bulk_insert_for_bench(10_000, pyro_core::now())
+        .ctx("filling the bench store")?;
+    drop(store);
+    let full = runs(&big, &["workspace", "list", "--json"])?;
+    let limited = runs(&big, &["workspace", "list", "--json", "--limit", "20"])?;
+    let (e, f, l) = (median(&empty_runs), median(&full), median(&limited));
+    Ok(json!({
+        "empty_ms": stats(&empty_runs),
+        "records_10k_ms": stats(&full),
+        "records_10k_limit_20_ms": stats(&limited),
+        "empty_target": verdict("workspace list, empty store (ms)", e, "<= 20 ms", e <= 20.0, json!({})),
+        "records_10k_target": verdict("workspace list, 10k records (ms)", f, "<= 60 ms", f <= 60.0, json!({})),
+        "limit_20_target": verdict("workspace list --limit 20, 10k records (ms)", l, "<= 10 ms", l <= 10.0, json!({})),
+    }))
+}
+
+/// Deletes the bench workspace however the bench leaves its scope.
+struct WorkspaceGuard<'a> {
+    cli: &'a Cli<'a>,
+    state: PathBuf,
+    id: String,
+}
+
+impl Drop for WorkspaceGuard<'_> {
+    fn drop(&mut self) {
+        match self
+            .cli
+            .run(Some(&self.state), &["workspace", "delete", &self.id])
+        {
+            Ok((out, _)) if out.status.success() => {}
+            Ok((out, _)) => progress(&format!(
+                "warning: deleting bench workspace {} failed: {}",
+                self.id,
+                String::from_utf8_lossy(&out.stderr).trim()
+            )),
+            Err(e) => progress(&format!(
+                "warning: deleting bench workspace {}: {e}",
+                self.id
+            )),
+        }
+    }
+}
+
+fn workspace_exec_bench(args: &Args, cli: &Cli, root: &Path) -> Result<Value, String> {
+    let state = root.join("ws");
+    std::fs::create_dir_all(&state).ctx("creating a state dir")?;
+    progress("workspace exec: creating a workspace");
+    let (created, create_ms) = cli.json(
+        Some(&state),
+        &["workspace", "create", ENV, "--name", "bench", "--json"],
+    )?;
+    let id = created["workspace_id"]
+        .as_str()
+        .ok_or(format!(
+            "`pyro workspace create --json` printed no workspace_id: {created}"
+        ))?
+        .to_string();
+    let _guard = WorkspaceGuard {
+        cli,
+        state: state.clone(),
+        id: id.clone(),
+    };
+    progress(&format!(
+        "workspace {id} created in {create_ms:.0} ms; {} x exec `true`",
+        args.execs.min(10)
+    ));
+    let argv = ["workspace", "exec", &id, "--json", "--", "true"];
+    cli.json(Some(&state), &argv)?; // warm-up
+    let mut walls = Vec::new();
+    for _ in 0..args.execs.min(10) {
+        let (v, w) = cli.json(Some(&state), &argv)?;
+        if v["exit_code"] != 0 {
+            return Err(format!("`pyro workspace exec {id} -- true` failed: {v}"));
+        }
+        walls.push(w);
+    }
+    Ok(json!({"create_ms": round(create_ms), "exec_true_wall_ms": stats(&walls)}))
+}
+
+// ---------------------------------------------------------------------------
+// Bench directories
+
+/// Removes bench dirs left by bench processes that are gone (killed), and
+/// any workspace they left running.
+fn collect_stale(cli: &Cli, bench_root: &Path) {
+    let Ok(read) = std::fs::read_dir(bench_root) else {
+        return;
+    };
+    for item in read.filter_map(Result::ok) {
+        let dir = item.path();
+        let owner = std::fs::read_to_string(dir.join("owner")).ok();
+        let alive = owner
+            .as_deref()
+            .and_then(|o| o.trim().parse::<u32>().ok())
+            .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+        if alive {
+            continue;
+        }
+        let ws = dir.join("ws");
+        if ws.join("pyro.db").exists() {
+            if let Ok((v, _)) = cli.json(Some(&ws), &["workspace", "list", "--json"]) {
+                for w in v["workspaces"].as_array().into_iter().flatten() {
+                    if let Some(id) = w["workspace_id"].as_str() {
+                        let _ = cli.run(Some(&ws), &["workspace", "delete", id]);
+                    }
+                }
+            }
+        }
+        if std::fs::remove_dir_all(&dir).is_ok() {
+            progress(&format!("removed stale bench dir {}", dir.display()));
+        }
+    }
+}
+
+/// This run's directory under `$PYRO_STATE_DIR/bench`, removed on drop.
+struct BenchDir(PathBuf);
+
+impl Drop for BenchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+// ---------------------------------------------------------------------------
+
+fn host_info(
+    m: &Manager,
+    env: &InstalledEnv,
+    choice: &pyro_core::accel::AccelChoice,
+    cli: &Cli,
+) -> Value {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|t| {
+        t.lines()
+            .find(|l| l.starts_with("model name"))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_string())
+    });
+    let pyro_version = cli
+        .run(None, &["--version"])
+        .ok()
+        .map(|(o, _)| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    let tools = m.tools();
+    json!({
+        "nproc": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "cpu": cpu,
+        "kernel": read_trimmed("/proc/sys/kernel/osrelease"),
+        "accelerator": choice.accelerator.as_str(),
+        "accelerator_reason": choice.reason,
+        "qemu": tools.qemu.version,
+        "qemu_path": tools.qemu.path,
+        "vhost_device_vsock": tools.vhost_device_vsock.version,
+        "pyro": cli.pyro,
+        "pyro_version": pyro_version,
+        "environment": ENV,
+        "environment_version": env.entry.version,
+        "guest_kernel": env.manifest.kernel_release,
+        "state_dir": m.config().state_dir,
+        "cache_dir": m.config().cache_dir,
+        "agent": m.config().agent_path,
+    })
+}
+
+fn run(args: &Args) -> Result<Value, String> {
+    let started = Instant::now();
+    let began = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    // The bench and the CLI must agree on the agent, or each would rebuild
+    // the environment's initramfs for its own.
+    if std::env::var_os("PYRO_AGENT_PATH").is_none() {
+        let exe_dir = std::env::current_exe()
+            .ok()
+            .and_then(|e| e.parent().map(Path::to_path_buf));
+        if exe_dir.as_deref() != args.pyro.parent() {
+            if let Some(dir) = args.pyro.parent() {
+                std::env::set_var("PYRO_AGENT_PATH", dir.join("pyro-agent"));
+            }
+        }
+    }
+    let m = Manager::from_env().map_err(core_err("reading the pyro configuration"))?;
+    let cli = Cli { pyro: &args.pyro };
+
+    let info = m
+        .env_inspect(ENV)
+        .map_err(core_err("looking up the environment"))?;
+    if !info.installed {
+        return Err(format!(
+            "the {ENV} environment is not installed in {} (PYRO_CACHE_DIR); run `{} env pull {ENV}` first",
+            m.config().cache_dir.display(),
+            args.pyro.display()
+        ));
+    }
+    let env = m
+        .ready_env(ENV)
+        .map_err(core_err("preparing the environment"))?;
+    progress("choosing the accelerator (boot probe on first use, cached afterwards)");
+    let choice = m
+        .choose_accel(&env)
+        .map_err(core_err("choosing the accelerator"))?;
+    let accel = choice.accelerator;
+    progress(&format!(
+        "accelerator: {} ({})",
+        accel.as_str(),
+        choice.reason
+    ));
+
+    let bench_root = m.config().state_dir.join("bench");
+    collect_stale(&cli, &bench_root);
+    let id = bench_id();
+    let root = BenchDir(bench_root.join(&id));
+    std::fs::create_dir_all(&root.0).ctx(&format!("creating {}", root.0.display()))?;
+    std::fs::write(root.0.join("owner"), format!("{}\n", std::process::id()))
+        .ctx("writing the bench owner file")?;
+    let vm_dir = root.0.join("vm");
+    let longest = vm_dir.join(format!("v.sock_{}", pyro_proto::READY_PORT));
+    if longest.as_os_str().len() > pyro_vmm::vsock::MAX_SOCKET_PATH {
+        return Err(format!(
+            "socket path {} is longer than {} bytes; use a shorter PYRO_STATE_DIR",
+            longest.display(),
+            pyro_vmm::vsock::MAX_SOCKET_PATH
+        ));
+    }
+
+    let host = host_info(&m, &env, &choice, &cli);
+    let load_start = loadavg();
+    let other_qemu = qemu_processes();
+    if other_qemu > 0 {
+        progress(&format!(
+            "warning: {other_qemu} other QEMU process(es) are running and compete for the CPU"
+        ));
+    }
+
+    let cold = cold_run(args, &cli, &m, &env, accel)?;
+    let (round_trip, throughput, guest) = guest_benches(args, &m, &env, accel, &id, &vm_dir)?;
+    let (list, ws_exec) = if args.workspace {
+        (
+            list_bench(&cli, &root.0)?,
+            workspace_exec_bench(args, &cli, &root.0)?,
+        )
+    } else {
+        (Value::Null, Value::Null)
+    };
+
+    let mut targets = Vec::new();
+    for (section, v) in [
+        ("cold_run", &cold),
+        ("exec_round_trip", &round_trip),
+        ("stdout_throughput", &throughput),
+        ("workspace_list", &list),
+    ] {
+        for (k, c) in v.as_object().into_iter().flatten() {
+            if let Some(met) = c.get("met").and_then(Value::as_bool) {
+                targets.push(json!({
+                    "name": format!("{section}.{k}"),
+                    "value": c["value"],
+                    "target": c["target"],
+                    "met": met,
+                }));
+            }
+        }
+    }
+    let all_met = targets.iter().all(|t| t["met"] == true);
+    let wall_s = started.elapsed().as_secs_f64();
+    Ok(json!({
+        "timestamp": began,
+        "timestamp_utc": iso8601(began),
+        "bench_wall_s": round(wall_s),
+        "settings": {
+            "cold_runs": args.cold_runs,
+            "execs": args.execs,
+            "echoes": args.echoes,
+            "stream_mib": args.stream_mib,
+            "stream_reps": args.stream_reps,
+            "workspace": args.workspace,
+        },
+        "host": host,
+        "load": {
+            "loadavg_start": load_start,
+            "loadavg_end": loadavg(),
+            "other_qemu_processes_at_start": other_qemu,
+        },
+        "targets": targets,
+        "all_targets_met": all_met,
+        "cold_run": cold,
+        "exec_round_trip": round_trip,
+        "stdout_throughput": throughput,
+        "bench_guest": guest,
+        "workspace_list": list,
+        "workspace_exec": ws_exec,
+    }))
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("pyro-bench: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let report = match run(&args) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("pyro-bench: error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let text = serde_json::to_string_pretty(&report).unwrap_or_default();
+    println!("{text}");
+    if let Some(out) = &args.output {
+        if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        if let Err(e) = std::fs::write(out, format!("{text}\n")) {
+            eprintln!("pyro-bench: error: writing {}: {e}", out.display());
+            return ExitCode::FAILURE;
+        }
+        progress(&format!("wrote {}", out.display()));
+    }
+    progress(&format!(
+        "done in {:.1} s; all targets met: {}",
+        report["bench_wall_s"].as_f64().unwrap_or(0.0),
+        report["all_targets_met"]
+    ));
+    ExitCode::SUCCESS
+}

@@ -22,6 +22,11 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return parse_error(e, &argv),
     };
+    let json = argv
+        .iter()
+        .take_while(|a| a.as_str() != "--")
+        .any(|a| a == "--json");
+    signals::JSON.store(json, std::sync::atomic::Ordering::Relaxed);
     ExitCode::from(dispatch(cli).code())
 }
 

@@ -15,6 +15,10 @@ fn set() -> libc::sigset_t {
     }
 }
 
+/// Whether the running command prints JSON (so an interruption is
+/// reported as the JSON error object).
+pub static JSON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 pub fn install() {
     let s = set();
     // SAFETY: valid set pointer.
@@ -26,7 +30,15 @@ pub fn install() {
             // SAFETY: valid pointers.
             unsafe { libc::sigwait(&s, &mut sig) };
             pyro_vmm::live::teardown_all();
-            crate::printer::write_err(b"pyro: interrupted; guests stopped and cleaned up\n");
+            let message = "interrupted; the guest was stopped and its files removed";
+            if JSON.load(std::sync::atomic::Ordering::Relaxed) {
+                let code = pyro_core::ErrorCode::Interrupted.as_str();
+                crate::printer::Printer { json: true }.json(
+                    &serde_json::json!({"ok": false, "error": {"code": code, "message": message}}),
+                );
+            } else {
+                crate::printer::write_err(format!("pyro: {message}\n").as_bytes());
+            }
             std::process::exit(128 + sig);
         })
         .expect("spawning the signal thread");

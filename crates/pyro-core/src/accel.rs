@@ -20,6 +20,8 @@ use crate::{Error, Manager};
 const KVM_PROBE_DEADLINE: Duration = Duration::from_secs(10);
 /// TCG boots in a few seconds here; allow for a loaded CI machine.
 const TCG_PROBE_DEADLINE: Duration = Duration::from_secs(90);
+/// Probe guests are as small as a guest can be.
+const PROBE_MEM_MIB: u32 = 256;
 
 /// What the cache key covers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -114,6 +116,7 @@ impl Manager {
                 Accel::Kvm,
                 &env.kernel(),
                 &env.initramfs(),
+                PROBE_MEM_MIB,
                 KVM_PROBE_DEADLINE,
             )?)
         } else {
@@ -127,6 +130,7 @@ impl Manager {
                 Accel::Tcg,
                 &env.kernel(),
                 &env.initramfs(),
+                PROBE_MEM_MIB,
                 TCG_PROBE_DEADLINE,
             )?)
         };

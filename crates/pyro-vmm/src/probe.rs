@@ -44,11 +44,12 @@ pub fn boot_probe(
     accel: Accel,
     kernel: &Path,
     initramfs: &Path,
+    mem_mib: u32,
     deadline: Duration,
 ) -> Result<ProbeResult, VmmError> {
     let qemu = tools.qemu.path.clone().ok_or(VmmError::QemuMissing)?;
     let cmdline = "console=ttyS0 reboot=k panic=1 quiet loglevel=3 pyro.probe=1";
-    let mut args = base_args(accel, 1, 256, kernel, initramfs, cmdline);
+    let mut args = base_args(accel, 1, mem_mib, kernel, initramfs, cmdline);
     args.extend(["-serial", "stdio"].iter().map(|s| s.to_string()));
     let mut cmd = Command::new(qemu);
     cmd.args(&args)

@@ -332,24 +332,23 @@ fn exec_watched(
     sink: &mut dyn OutputSink,
 ) -> Result<ExecOutcome, agent::ExecError> {
     let watch = conn.get_ref().try_clone().ok();
-    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (done, finished) = std::sync::mpsc::channel::<()>();
     let watchdog = match (watch, qemu) {
-        (Some(watch), Some(qemu)) => {
-            let done = done.clone();
-            Some(std::thread::spawn(move || {
-                while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                    if !qemu.alive() {
-                        let _ = watch.shutdown(std::net::Shutdown::Both);
-                        return;
-                    }
-                    std::thread::sleep(LIVENESS_POLL);
+        (Some(watch), Some(qemu)) => Some(std::thread::spawn(move || loop {
+            // Wakes at once when the exec ends (sender dropped).
+            match finished.recv_timeout(LIVENESS_POLL) {
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) if !qemu.alive() => {
+                    let _ = watch.shutdown(std::net::Shutdown::Both);
+                    return;
                 }
-            }))
-        }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                _ => return,
+            }
+        })),
         _ => None,
     };
     let result = agent::exec(conn, req, sink);
-    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    drop(done);
     if let Some(w) = watchdog {
         let _ = w.join();
     }

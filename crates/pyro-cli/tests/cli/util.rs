@@ -95,6 +95,31 @@ impl TestEnv {
     }
 }
 
+impl Drop for TestEnv {
+    /// A failed test may leave guests running; never let them outlive it.
+    fn drop(&mut self) {
+        let needle = self.state.path().to_string_lossy().into_owned();
+        let Ok(read) = std::fs::read_dir("/proc") else {
+            return;
+        };
+        for entry in read.filter_map(Result::ok) {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+                continue;
+            };
+            let cmdline = String::from_utf8_lossy(&cmdline);
+            if cmdline.contains(&needle)
+                && (cmdline.contains("qemu-system") || cmdline.contains("vhost-device-vsock"))
+            {
+                // SAFETY: signalling a process started for this test.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+    }
+}
+
 /// A finished command with context-rich assertions.
 pub struct Run {
     pub args: Vec<String>,

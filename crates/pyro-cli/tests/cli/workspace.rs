@@ -383,3 +383,58 @@ fn killed_create_and_dead_guests_are_reported_and_collected() {
     env.run(&["workspace", "delete", "mortal"]).assert_code(0);
     env.assert_nothing_left();
 }
+
+/// An idle workspace is stopped (never deleted) and resumes with its files.
+#[test]
+fn idle_ttl_stops_but_keeps_the_workspace() {
+    ensure_env();
+    let env = TestEnv::new();
+    env.run(&[
+        "workspace",
+        "create",
+        ENV,
+        "--name",
+        "idle",
+        "--ttl-seconds",
+        "60",
+    ])
+    .assert_code(0);
+    env.run(&[
+        "workspace",
+        "exec",
+        "idle",
+        "--",
+        "sh",
+        "-c",
+        "echo still-here > /workspace/f; sync",
+    ])
+    .assert_code(0);
+    // Pretend the last activity was long ago.
+    let db = rusqlite::Connection::open(env.state_dir().join("pyro.db")).unwrap();
+    db.busy_timeout(Duration::from_secs(10)).unwrap();
+    db.execute(
+        "UPDATE workspaces SET last_activity_at = last_activity_at - 3600 WHERE name = 'idle'",
+        [],
+    )
+    .unwrap();
+    drop(db);
+    let gc = env.run(&["workspace", "gc", "--json"]);
+    gc.assert_code(0);
+    assert_eq!(
+        gc.json()["idle_stopped"].as_array().unwrap().len(),
+        1,
+        "{}",
+        gc.context()
+    );
+    let status = env.run(&["workspace", "status", "idle", "--json"]).json();
+    assert_eq!(status["state"], "stopped");
+    assert!(
+        status["last_error"].as_str().unwrap().contains("idle"),
+        "{status}"
+    );
+    env.run(&["workspace", "start", "idle"]).assert_code(0);
+    let cat = env.run(&["workspace", "exec", "idle", "--", "cat", "/workspace/f"]);
+    assert_eq!(cat.stdout(), "still-here\n", "{}", cat.context());
+    env.run(&["workspace", "delete", "idle"]).assert_code(0);
+    env.assert_nothing_left();
+}
