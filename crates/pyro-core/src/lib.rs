@@ -20,6 +20,7 @@ pub mod envs;
 pub mod error;
 mod ids;
 mod manager;
+mod output;
 pub mod run;
 mod runtime_dirs;
 pub mod workspace;

@@ -6,6 +6,7 @@ use pyro_proto::ExecRequest;
 use pyro_vmm::{qemu, Accel, OutputSink, VmSpec};
 use serde::Serialize;
 
+use crate::output::Collector;
 use crate::{ids, runtime_dirs, Error, Manager};
 
 /// vCPU range accepted.
@@ -189,29 +190,6 @@ fn mem_available_mib() -> Option<u64> {
     Some(kib / 1024)
 }
 
-/// Tees output to the observer and, when asked, into buffers.
-struct Tee<'a> {
-    observer: &'a mut dyn RunObserver,
-    capture: bool,
-    stdout: Vec<u8>,
-    stderr: Vec<u8>,
-}
-
-impl OutputSink for Tee<'_> {
-    fn stdout(&mut self, chunk: &[u8]) {
-        self.observer.stdout(chunk);
-        if self.capture {
-            self.stdout.extend_from_slice(chunk);
-        }
-    }
-    fn stderr(&mut self, chunk: &[u8]) {
-        self.observer.stderr(chunk);
-        if self.capture {
-            self.stderr.extend_from_slice(chunk);
-        }
-    }
-}
-
 fn ms(d: Duration) -> u64 {
     d.as_millis() as u64
 }
@@ -277,12 +255,8 @@ impl Manager {
 
         observer.phase(RunPhase::Execute, &req.environment, &vm_id);
         let exec_started = Instant::now();
-        let mut tee = Tee {
-            observer,
-            capture: req.capture_output,
-            stdout: Vec::new(),
-            stderr: Vec::new(),
-        };
+        let limit = if req.capture_output { usize::MAX } else { 0 };
+        let mut tee = Collector::new(Some(observer as &mut dyn OutputSink), limit);
         let exec = ExecRequest {
             argv: req.command.clone(),
             env: Vec::new(),
@@ -303,8 +277,8 @@ impl Manager {
             environment: req.environment.clone(),
             environment_version: env.entry.version.to_string(),
             command: shell_join(&req.command),
-            stdout: String::from_utf8_lossy(&tee.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&tee.stderr).into_owned(),
+            stdout: Collector::text(&tee.stdout),
+            stderr: Collector::text(&tee.stderr),
             exit_code: outcome.exit_code,
             timed_out: outcome.timed_out,
             duration_ms: ms(started.elapsed()),

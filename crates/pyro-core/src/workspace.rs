@@ -15,13 +15,14 @@ use pyro_archive::Seed;
 use pyro_env::FileLock;
 use pyro_proto::ExecRequest;
 use pyro_store::{
-    CommandEntry, LabelFilter, ListQuery, NameChange, NewWorkspace, Store, WorkspaceRecord,
-    WorkspaceState, WorkspaceSummary,
+    CommandEntry, LabelFilter, LastCommand, ListQuery, NameChange, NewWorkspace, Store,
+    WorkspaceRecord, WorkspaceState, WorkspaceSummary,
 };
 use pyro_vmm::process::ProcRef;
 use pyro_vmm::{qemu, Accel, OutputSink, VmHandle, VmSpec};
 use serde::{Deserialize, Serialize};
 
+use crate::output::Collector;
 use crate::run::{shell_join, validate_resources};
 use crate::{ids, Error, Manager};
 
@@ -90,21 +91,6 @@ impl CreateWorkspace {
             seed_path: None,
         }
     }
-}
-
-/// The last command run in a workspace.
-#[derive(Debug, Clone, Serialize)]
-pub struct LastCommand {
-    /// Sequence number.
-    pub sequence: u64,
-    /// Shell-quoted command.
-    pub command: String,
-    /// Working directory.
-    pub cwd: String,
-    /// Exit code.
-    pub exit_code: i32,
-    /// Duration.
-    pub duration_ms: u64,
 }
 
 /// The public workspace payload (create, status, update, stop, start).
@@ -247,13 +233,7 @@ fn info(r: &WorkspaceRecord) -> WorkspaceInfo {
         execution_mode: "guest_vsock".into(),
         workspace_path: WORKSPACE_PATH.into(),
         command_count: r.command_count,
-        last_command: r.last_command.as_ref().map(|c| LastCommand {
-            sequence: c.sequence,
-            command: c.command.clone(),
-            cwd: c.cwd.clone(),
-            exit_code: c.exit_code,
-            duration_ms: c.duration_ms,
-        }),
+        last_command: r.last_command.clone(),
         service_count: 0,
         running_service_count: 0,
         last_error: r.last_error.clone(),
@@ -265,33 +245,6 @@ fn expires_at(r: &WorkspaceRecord) -> Option<f64> {
     match (r.state, r.ttl_seconds) {
         (WorkspaceState::Started, Some(ttl)) => Some(r.last_activity_at + ttl as f64),
         _ => None,
-    }
-}
-
-/// Captures output for the result and the history, up to a cap.
-struct Capture<'a> {
-    keep: bool,
-    stdout: Vec<u8>,
-    stderr: Vec<u8>,
-    forward: Option<&'a mut dyn OutputSink>,
-}
-
-impl OutputSink for Capture<'_> {
-    fn stdout(&mut self, chunk: &[u8]) {
-        if let Some(f) = self.forward.as_mut() {
-            f.stdout(chunk);
-        }
-        if self.keep || self.stdout.len() < HISTORY_CAP {
-            self.stdout.extend_from_slice(chunk);
-        }
-    }
-    fn stderr(&mut self, chunk: &[u8]) {
-        if let Some(f) = self.forward.as_mut() {
-            f.stderr(chunk);
-        }
-        if self.keep || self.stderr.len() < HISTORY_CAP {
-            self.stderr.extend_from_slice(chunk);
-        }
     }
 }
 
@@ -618,12 +571,8 @@ impl Manager {
         let r = self.load(id_or_name)?;
         let vm = self.require_started(&r, "exec")?;
         let cwd = cwd.unwrap_or_else(|| WORKSPACE_PATH.to_string());
-        let mut sink = Capture {
-            keep: capture,
-            stdout: Vec::new(),
-            stderr: Vec::new(),
-            forward,
-        };
+        // Keep everything for a JSON result; the history keeps a capped copy.
+        let mut sink = Collector::new(forward, if capture { usize::MAX } else { HISTORY_CAP });
         let started = Instant::now();
         let req = ExecRequest {
             argv: argv.clone(),

@@ -226,22 +226,8 @@ impl Vm {
         sink: &mut dyn OutputSink,
     ) -> Result<ExecOutcome, VmmError> {
         let conn = self.connect()?;
-        // The agent enforces the timeout; this bound only catches a hung guest.
-        let host_limit = req
-            .timeout_ms
-            .map(|ms| Duration::from_millis(ms) + EXEC_GRACE);
-        conn.get_ref()
-            .set_read_timeout(host_limit)
-            .map_err(VmmError::io("configuring the agent connection"))?;
         let qemu = ProcRef::of(self.qemu.id());
-        match exec_watched(conn, qemu, req, sink) {
-            Ok(outcome) => Ok(outcome),
-            Err(agent::ExecError::ConnectionLost(detail)) => Err(self.guest_lost(detail)),
-            Err(agent::ExecError::Timeout) => Err(VmmError::AgentTimeout(
-                host_limit.map(|d| d.as_secs()).unwrap_or_default(),
-            )),
-            Err(agent::ExecError::Protocol(detail)) => Err(VmmError::Agent(detail)),
-        }
+        exec_on(conn, qemu, req, sink, &mut |detail| self.guest_lost(detail))
     }
 
     fn lost_or(&mut self, e: std::io::Error) -> VmmError {
@@ -316,6 +302,32 @@ impl Vm {
 impl Drop for Vm {
     fn drop(&mut self) {
         self.teardown();
+    }
+}
+
+/// One exec on a handshaken connection: bounds the wait (the agent
+/// enforces the timeout; this only catches a hung guest), watches QEMU, and
+/// maps failures; `lost` explains a vanished guest.
+fn exec_on(
+    conn: Connection<UnixStream>,
+    qemu: Option<ProcRef>,
+    req: ExecRequest,
+    sink: &mut dyn OutputSink,
+    lost: &mut dyn FnMut(String) -> VmmError,
+) -> Result<ExecOutcome, VmmError> {
+    let host_limit = req
+        .timeout_ms
+        .map(|ms| Duration::from_millis(ms) + EXEC_GRACE);
+    conn.get_ref()
+        .set_read_timeout(host_limit)
+        .map_err(VmmError::io("configuring the agent connection"))?;
+    match exec_watched(conn, qemu, req, sink) {
+        Ok(outcome) => Ok(outcome),
+        Err(agent::ExecError::ConnectionLost(detail)) => Err(lost(detail)),
+        Err(agent::ExecError::Timeout) => Err(VmmError::AgentTimeout(
+            host_limit.map(|d| d.as_secs()).unwrap_or_default(),
+        )),
+        Err(agent::ExecError::Protocol(detail)) => Err(VmmError::Agent(detail)),
     }
 }
 
@@ -444,24 +456,11 @@ impl VmHandle {
         sink: &mut dyn OutputSink,
     ) -> Result<ExecOutcome, VmmError> {
         let conn = self.connect()?;
-        let host_limit = req
-            .timeout_ms
-            .map(|ms| Duration::from_millis(ms) + EXEC_GRACE);
-        conn.get_ref()
-            .set_read_timeout(host_limit)
-            .map_err(VmmError::io("configuring the agent connection"))?;
-        match exec_watched(conn, Some(self.qemu), req, sink) {
-            Ok(outcome) => Ok(outcome),
-            Err(agent::ExecError::ConnectionLost(detail)) => {
-                // Give QEMU a moment to finish exiting so the cause is known.
-                std::thread::sleep(Duration::from_millis(200));
-                Err(self.lost(detail))
-            }
-            Err(agent::ExecError::Timeout) => Err(VmmError::AgentTimeout(
-                host_limit.map(|d| d.as_secs()).unwrap_or_default(),
-            )),
-            Err(agent::ExecError::Protocol(detail)) => Err(VmmError::Agent(detail)),
-        }
+        exec_on(conn, Some(self.qemu), req, sink, &mut |detail| {
+            // Give QEMU a moment to finish exiting so the cause is known.
+            std::thread::sleep(Duration::from_millis(200));
+            self.lost(detail)
+        })
     }
 
     /// Streams a tar archive (written by `write_tar`) into `dest` in the
