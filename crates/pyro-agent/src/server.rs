@@ -18,17 +18,25 @@ static STARTED: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
 pub trait Stream: Read + Write + Send + 'static {
     /// A second handle to the same stream, for the output threads.
     fn try_clone_box(&self) -> std::io::Result<Box<dyn Write + Send>>;
+    /// The socket itself, to hand to a command as stdout or stderr.
+    fn into_fd(self) -> std::os::fd::OwnedFd;
 }
 
 impl Stream for std::os::unix::net::UnixStream {
     fn try_clone_box(&self) -> std::io::Result<Box<dyn Write + Send>> {
         Ok(Box::new(self.try_clone()?))
     }
+    fn into_fd(self) -> std::os::fd::OwnedFd {
+        self.into()
+    }
 }
 
 impl Stream for std::fs::File {
     fn try_clone_box(&self) -> std::io::Result<Box<dyn Write + Send>> {
         Ok(Box::new(self.try_clone()?))
+    }
+    fn into_fd(self) -> std::os::fd::OwnedFd {
+        self.into()
     }
 }
 
@@ -89,6 +97,28 @@ fn serve_one<S: Stream>(stream: S) -> Result<(), ProtoError> {
                 .map(|s| s.elapsed().as_millis() as u64)
                 .unwrap_or(0);
             conn.send(&Message::Response(Response::Pong { uptime_ms }))?;
+        }
+        Request::Exec(req) if req.direct_output && !req.argv.is_empty() => {
+            exec::handle_direct(req, &mut conn)?;
+        }
+        Request::AttachOutput { token, stream } => {
+            if !exec::is_pending(token) {
+                conn.send(&Message::Error(RemoteError {
+                    code: ErrorCode::BadRequest,
+                    message: "no exec is waiting for that token".into(),
+                }))?;
+                return Ok(());
+            }
+            conn.send(&Message::Response(Response::Done))?;
+            if let Err(e) = exec::attach(token, stream, conn.into_inner().into_fd()) {
+                log!("output attach failed: {e}");
+            }
+        }
+        Request::KillGroup => {
+            conn.send(&Message::Error(RemoteError {
+                code: ErrorCode::BadRequest,
+                message: "KillGroup is only valid after a direct-output exec".into(),
+            }))?;
         }
         Request::Exec(req) => {
             if req.argv.is_empty() {

@@ -58,12 +58,13 @@ impl std::fmt::Display for SpawnError {
     }
 }
 
-/// A running child: its pid (also its process group), output pipes, and the
-/// channel its raw wait status arrives on.
+/// A running child: its pid (also its process group), output pipes (unless
+/// it writes straight to given descriptors), and the channel its raw wait
+/// status arrives on.
 pub struct Child {
     pub pid: i32,
-    pub stdout: File,
-    pub stderr: File,
+    pub stdout: Option<File>,
+    pub stderr: Option<File>,
     pub status: Receiver<i32>,
 }
 
@@ -126,11 +127,13 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), SpawnError> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
-/// Starts `argv` in a new session with stdin on /dev/null.
+/// Starts `argv` in a new session with stdin on /dev/null; stdout and
+/// stderr go to `outputs` when given, else to new pipes.
 pub fn spawn(
     argv: &[String],
     env: &[(String, String)],
     cwd: Option<&str>,
+    outputs: Option<(OwnedFd, OwnedFd)>,
 ) -> Result<Child, SpawnError> {
     use std::os::fd::AsRawFd;
 
@@ -163,8 +166,14 @@ pub fn spawn(
     sh_ptrs.push(std::ptr::null());
 
     let devnull = File::open("/dev/null").map_err(SpawnError::Os)?;
-    let (out_r, out_w) = pipe()?;
-    let (err_r, err_w) = pipe()?;
+    let (out_r, out_w, err_r, err_w) = match outputs {
+        Some((out, err)) => (None, out, None, err),
+        None => {
+            let (out_r, out_w) = pipe()?;
+            let (err_r, err_w) = pipe()?;
+            (Some(out_r), out_w, Some(err_r), err_w)
+        }
+    };
     let (fail_r, fail_w) = pipe()?;
     let (tx, rx) = channel();
 
@@ -225,8 +234,8 @@ pub fn spawn(
     }
     Ok(Child {
         pid,
-        stdout: File::from(out_r),
-        stderr: File::from(err_r),
+        stdout: out_r.map(File::from),
+        stderr: err_r.map(File::from),
         status: rx,
     })
 }

@@ -51,6 +51,7 @@ impl Agent {
             env: vec![],
             cwd: None,
             timeout_ms,
+            direct_output: false,
         })
     }
 
@@ -100,6 +101,7 @@ fn argv_is_not_passed_through_a_shell_and_env_cwd_apply() {
         env: vec![("GREETING".into(), "hi".into())],
         cwd: Some("/usr".into()),
         timeout_ms: None,
+        direct_output: false,
     });
     assert_eq!(info.exit_code, 0);
     let text = String::from_utf8(out).unwrap();
@@ -123,6 +125,7 @@ fn missing_programs_and_bad_cwd_are_reported() {
         env: vec![],
         cwd: Some("/no/such/dir".into()),
         timeout_ms: None,
+        direct_output: false,
     });
     assert_eq!(info.exit_code, 127);
     assert!(String::from_utf8_lossy(&err).contains("cannot change directory to /no/such/dir"));
@@ -226,6 +229,7 @@ fn bad_requests_get_errors_and_the_agent_keeps_serving() {
         env: vec![],
         cwd: None,
         timeout_ms: None,
+        direct_output: false,
     })))
     .unwrap();
     assert!(matches!(conn.expect().unwrap(), Message::Error(_)));

@@ -262,6 +262,7 @@ impl Manager {
             env: Vec::new(),
             cwd: Some("/root".into()),
             timeout_ms: Some(req.timeout_seconds.saturating_mul(1000)),
+            direct_output: true,
         };
         let outcome = vm.exec(exec, &mut tee)?;
         if outcome.timed_out {

@@ -579,6 +579,7 @@ impl Manager {
             env: Vec::new(),
             cwd: Some(cwd.clone()),
             timeout_ms: Some(timeout_seconds.saturating_mul(1000)),
+            direct_output: true,
         };
         let outcome = vm.exec(req, &mut sink)?;
         if outcome.timed_out {

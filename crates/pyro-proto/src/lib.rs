@@ -32,7 +32,7 @@ mod upload;
 
 pub use frame::{read_frame, write_frame, Frame, FrameKind, HEADER_LEN, MAX_FRAME_PAYLOAD};
 pub use message::{
-    Connection, ErrorCode, ExecRequest, ExitInfo, Hello, Message, RemoteError, Request, Response,
+    Connection, ErrorCode, ExecRequest, OutputStream, ExitInfo, Hello, Message, RemoteError, Request, Response,
 };
 pub use upload::{DataReader, DataWriter};
 

@@ -30,6 +30,20 @@ pub struct ExecRequest {
     /// Kill the whole process group after this many milliseconds.
     #[serde(default)]
     pub timeout_ms: Option<u64>,
+    /// Give the command two vsock connections as its stdout and stderr
+    /// instead of pipes through the agent (see [`Response::Attach`]).
+    #[serde(default)]
+    pub direct_output: bool,
+}
+
+/// Which output stream a connection carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputStream {
+    /// The command's stdout.
+    Stdout,
+    /// The command's stderr.
+    Stderr,
 }
 
 /// What the host can ask of the agent.
@@ -42,6 +56,17 @@ pub enum Request {
     Exec(ExecRequest),
     /// Flush file systems and power the guest off.
     Shutdown,
+    /// Offer this connection as one output stream of a direct-output exec.
+    /// After `Done` it carries only the command's raw bytes, then EOF.
+    AttachOutput {
+        /// From [`Response::Attach`].
+        token: u64,
+        /// Which stream.
+        stream: OutputStream,
+    },
+    /// On a direct-output exec's connection, after `Exit`: output streams
+    /// are still held open (by background processes); kill the group.
+    KillGroup,
     /// Unpack a tar stream into `dest`: the host then sends `Data` frames
     /// and an empty `Data` frame; the agent answers `Extracted`. Entries
     /// that are absolute, climb with `..`, are devices, FIFOs or hard links,
@@ -72,6 +97,11 @@ pub enum Response {
     },
     /// The request was carried out.
     Done,
+    /// A direct-output exec waits for its two output connections.
+    Attach {
+        /// Names the exec in `AttachOutput`.
+        token: u64,
+    },
     /// Answer to `Extract`.
     Extracted {
         /// Entries unpacked.
@@ -275,6 +305,7 @@ mod tests {
             env: vec![],
             cwd: None,
             timeout_ms: Some(5),
+            direct_output: false,
         });
         let v: serde_json::Value = serde_json::to_value(&req).unwrap();
         assert_eq!(v["op"], "exec");
@@ -310,7 +341,8 @@ mod tests {
                         argv,
                         env,
                         cwd,
-                        timeout_ms
+                        timeout_ms,
+                        direct_output: false,
                     })
                 )),
             Just(Message::Request(Request::Ping)),

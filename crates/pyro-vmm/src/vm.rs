@@ -227,7 +227,8 @@ impl Vm {
     ) -> Result<ExecOutcome, VmmError> {
         let conn = self.connect()?;
         let qemu = ProcRef::of(self.qemu.id());
-        exec_on(conn, qemu, req, sink, &mut |detail| self.guest_lost(detail))
+        let files = self.files.clone();
+        exec_on(&files, conn, qemu, req, sink, &mut |detail| self.guest_lost(detail))
     }
 
     fn lost_or(&mut self, e: std::io::Error) -> VmmError {
@@ -309,6 +310,7 @@ impl Drop for Vm {
 /// enforces the timeout; this only catches a hung guest), watches QEMU, and
 /// maps failures; `lost` explains a vanished guest.
 fn exec_on(
+    files: &VmFiles,
     conn: Connection<UnixStream>,
     qemu: Option<ProcRef>,
     req: ExecRequest,
@@ -321,7 +323,7 @@ fn exec_on(
     conn.get_ref()
         .set_read_timeout(host_limit)
         .map_err(VmmError::io("configuring the agent connection"))?;
-    match exec_watched(conn, qemu, req, sink) {
+    match exec_watched(files, conn, qemu, req, sink) {
         Ok(outcome) => Ok(outcome),
         Err(agent::ExecError::ConnectionLost(detail)) => Err(lost(detail)),
         Err(agent::ExecError::Timeout) => Err(VmmError::AgentTimeout(
@@ -334,32 +336,55 @@ fn exec_on(
 /// How often an exec checks that QEMU is still there.
 const LIVENESS_POLL: Duration = Duration::from_millis(100);
 
-/// Runs an exec while a watchdog checks QEMU: if it exits, the connection
-/// is shut down so the read fails at once instead of waiting on a sidecar
-/// that may keep the socket open.
+/// A fresh handshaken agent connection.
+fn connect_agent(files: &VmFiles) -> std::io::Result<Connection<UnixStream>> {
+    let stream = vsock::connect(&files.vsock, AGENT_PORT)?;
+    let mut conn = Connection::new(stream);
+    conn.client_handshake(concat!("pyro ", env!("CARGO_PKG_VERSION")))
+        .map_err(std::io::Error::other)?;
+    Ok(conn)
+}
+
+/// Runs an exec while a watchdog checks QEMU: if it exits, every socket of
+/// the exec is shut down so reads fail at once instead of waiting on a
+/// sidecar that may keep them open.
 fn exec_watched(
+    files: &VmFiles,
     conn: Connection<UnixStream>,
     qemu: Option<ProcRef>,
     req: ExecRequest,
     sink: &mut dyn OutputSink,
 ) -> Result<ExecOutcome, agent::ExecError> {
-    let watch = conn.get_ref().try_clone().ok();
+    let sockets: std::sync::Arc<std::sync::Mutex<Vec<UnixStream>>> = Default::default();
     let (done, finished) = std::sync::mpsc::channel::<()>();
-    let watchdog = match (watch, qemu) {
-        (Some(watch), Some(qemu)) => Some(std::thread::spawn(move || loop {
+    let watchdog = qemu.map(|qemu| {
+        let sockets = sockets.clone();
+        std::thread::spawn(move || loop {
             // Wakes at once when the exec ends (sender dropped).
             match finished.recv_timeout(LIVENESS_POLL) {
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) if !qemu.alive() => {
-                    let _ = watch.shutdown(std::net::Shutdown::Both);
+                    for s in sockets.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+                        let _ = s.shutdown(std::net::Shutdown::Both);
+                    }
                     return;
                 }
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
                 _ => return,
             }
-        })),
-        _ => None,
+        })
+    });
+    let mut watch = |s: &UnixStream| {
+        if let Ok(c) = s.try_clone() {
+            sockets.lock().unwrap_or_else(|e| e.into_inner()).push(c);
+        }
     };
-    let result = agent::exec(conn, req, sink);
+    let result = if req.direct_output {
+        let mut open = || connect_agent(files).map_err(|e| agent::ExecError::ConnectionLost(e.to_string()));
+        agent::exec_direct(conn, req, sink, &mut open, &mut watch)
+    } else {
+        watch(conn.get_ref());
+        agent::exec(conn, req, sink)
+    };
     drop(done);
     if let Some(w) = watchdog {
         let _ = w.join();
@@ -456,7 +481,7 @@ impl VmHandle {
         sink: &mut dyn OutputSink,
     ) -> Result<ExecOutcome, VmmError> {
         let conn = self.connect()?;
-        exec_on(conn, Some(self.qemu), req, sink, &mut |detail| {
+        exec_on(&self.files(), conn, Some(self.qemu), req, sink, &mut |detail| {
             // Give QEMU a moment to finish exiting so the cause is known.
             std::thread::sleep(Duration::from_millis(200));
             self.lost(detail)
