@@ -10,9 +10,7 @@ use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::sync::mpsc::Sender;
 
-use pyro_proto::{
-    Connection, ErrorCode, ExecRequest, ExitInfo, Message, OutputStream, RemoteError, Request, Response,
-};
+use pyro_proto::{ExecRequest, ExitInfo, Message};
 
 use crate::spawn::{spawn, SpawnError};
 
@@ -45,11 +43,18 @@ fn kill_group(pid: i32) {
 }
 
 /// Runs `req`, writing output and then exactly one `Exit` to `writer`.
-pub fn handle(req: ExecRequest, writer: SharedWriter) -> std::io::Result<()> {
+/// With `stdout` (a connection to the host) the command writes its stdout
+/// there directly; stderr always travels as frames. Returns the process
+/// group, or `None` when the command could not start.
+pub fn handle(
+    req: ExecRequest,
+    writer: SharedWriter,
+    stdout: Option<OwnedFd>,
+) -> std::io::Result<Option<i32>> {
     let started = Instant::now();
-    let child = match spawn(&req.argv, &req.env, req.cwd.as_deref(), None) {
+    let child = match spawn(&req.argv, &req.env, req.cwd.as_deref(), stdout) {
         Ok(child) => child,
-        Err(e) => return report_spawn_error(&e, &writer),
+        Err(e) => return report_spawn_error(&e, &writer).map(|_| None),
     };
     let pid = child.pid;
     // Set when the host is gone or the readers were abandoned: stop writing.
@@ -122,7 +127,11 @@ pub fn handle(req: ExecRequest, writer: SharedWriter) -> std::io::Result<()> {
         }
     }
 
-    send(&writer, &Message::Exit(exit_info(status, timed_out, duration_ms)))
+    send(
+        &writer,
+        &Message::Exit(exit_info(status, timed_out, duration_ms)),
+    )?;
+    Ok(Some(pid))
 }
 
 fn exit_info(status: i32, timed_out: bool, duration_ms: u64) -> ExitInfo {
@@ -207,86 +216,62 @@ fn report_spawn_error(e: &SpawnError, writer: &SharedWriter) -> std::io::Result<
     )
 }
 
-/// How long a direct-output exec waits for its two output connections.
+/// How long a direct-output exec waits for its stdout connection, and how
+/// long a connection waits for its exec.
 const ATTACH_WAIT: Duration = Duration::from_secs(10);
 
-type Attachment = (OutputStream, OwnedFd);
-
-/// Direct-output execs waiting for their output connections, by token.
-static PENDING: Mutex<Option<HashMap<u64, Sender<Attachment>>>> = Mutex::new(None);
-
-fn pending() -> std::sync::MutexGuard<'static, Option<HashMap<u64, Sender<Attachment>>>> {
-    PENDING.lock().unwrap_or_else(|e| e.into_inner())
+/// Where a stdout connection and its exec meet, by token: whichever
+/// arrives first waits for the other.
+#[derive(Default)]
+struct Slot {
+    stdout: Option<OwnedFd>,
+    waiter: Option<Sender<OwnedFd>>,
+    since: Option<Instant>,
 }
 
-fn new_token() -> u64 {
-    let mut b = [0u8; 8];
-    if std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b)).is_err() {
-        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        return t.as_nanos() as u64;
-    }
-    u64::from_ne_bytes(b)
+static SLOTS: Mutex<Option<HashMap<u64, Slot>>> = Mutex::new(None);
+
+fn slots() -> std::sync::MutexGuard<'static, Option<HashMap<u64, Slot>>> {
+    SLOTS.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Whether an exec is waiting for output connections under `token`.
-pub fn is_pending(token: u64) -> bool {
-    pending().as_ref().is_some_and(|m| m.contains_key(&token))
-}
-
-/// Hands a connection to the exec waiting under `token`.
-pub fn attach(token: u64, stream: OutputStream, fd: OwnedFd) -> Result<(), &'static str> {
-    let tx = pending()
-        .as_ref()
-        .and_then(|m| m.get(&token).cloned())
-        .ok_or("no exec is waiting for that token")?;
-    tx.send((stream, fd)).map_err(|_| "the exec stopped waiting")
-}
-
-/// Runs `req` with two vsock connections as the command's stdout and
-/// stderr, so output goes from the command to the host without passing
-/// through pipes and this process (pipes are slow under emulation).
-///
-/// On `conn`: `Attach{token}`, then (once both streams are attached and the
-/// command ends) `Exit`; afterwards the host may send `KillGroup` if the
-/// streams are still held open by background processes.
-pub fn handle_direct<S: Read + Write>(req: ExecRequest, conn: &mut Connection<S>) -> std::io::Result<()> {
-    let token = new_token();
-    let (tx, rx) = channel();
-    pending().get_or_insert_with(Default::default).insert(token, tx);
-    let sent = conn.send(&Message::Response(Response::Attach { token }));
-    let deadline = Instant::now() + ATTACH_WAIT;
-    let (mut out, mut err) = (None, None);
-    while sent.is_ok() && (out.is_none() || err.is_none()) {
-        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok((OutputStream::Stdout, fd)) => out = Some(fd),
-            Ok((OutputStream::Stderr, fd)) => err = Some(fd),
-            Err(_) => break,
+/// Hands a stdout connection to the exec with `token`, now or when it
+/// arrives.
+pub fn attach_stdout(token: u64, fd: OwnedFd) {
+    let mut guard = slots();
+    let map = guard.get_or_insert_with(Default::default);
+    // Connections whose exec never came are closed (the host sees EOF).
+    map.retain(|_, s| s.waiter.is_some() || s.since.is_none_or(|t| t.elapsed() < ATTACH_WAIT));
+    let slot = map.entry(token).or_default();
+    slot.since.get_or_insert_with(Instant::now);
+    match &slot.waiter {
+        Some(w) => {
+            let _ = w.send(fd);
         }
+        None => slot.stdout = Some(fd),
     }
-    if let Some(m) = pending().as_mut() {
+}
+
+/// Waits for the stdout connection of the exec with `token`.
+pub fn await_stdout(token: u64) -> Option<OwnedFd> {
+    let (tx, rx) = channel();
+    let early = {
+        let mut guard = slots();
+        let slot = guard
+            .get_or_insert_with(Default::default)
+            .entry(token)
+            .or_default();
+        slot.waiter = Some(tx);
+        slot.stdout.take()
+    };
+    let fd = early.or_else(|| rx.recv_timeout(ATTACH_WAIT).ok());
+    if let Some(m) = slots().as_mut() {
         m.remove(&token);
     }
-    sent.map_err(std::io::Error::other)?;
-    let (Some(out), Some(err)) = (out, err) else {
-        let e = RemoteError { code: ErrorCode::BadRequest, message: "the output connections did not arrive".into() };
-        return conn.send(&Message::Error(e)).map_err(std::io::Error::other);
-    };
-    let started = Instant::now();
-    let child = match spawn(&req.argv, &req.env, req.cwd.as_deref(), Some((out, err))) {
-        Ok(c) => c,
-        Err(e) => {
-            let text = format!("pyro-agent: {e}\n").into_bytes();
-            conn.send(&Message::Stderr(text)).map_err(std::io::Error::other)?;
-            let info = ExitInfo { exit_code: e.exit_code(), signal: None, timed_out: false, duration_ms: 0 };
-            return conn.send(&Message::Exit(info)).map_err(std::io::Error::other);
-        }
-    };
-    let (status, timed_out) = wait_for_exit(&child.status, child.pid, req.timeout_ms, started);
-    let duration_ms = started.elapsed().as_millis() as u64;
-    conn.send(&Message::Exit(exit_info(status, timed_out, duration_ms))).map_err(std::io::Error::other)?;
-    // Until the host hangs up it may ask to end background holders.
-    while let Ok(Some(Message::Request(Request::KillGroup))) = conn.recv() {
-        kill_group(child.pid);
-    }
-    Ok(())
+    fd
+}
+
+/// Kills what is left of an exec's process group.
+pub fn kill_rest(pid: i32) {
+    kill_group(pid);
 }

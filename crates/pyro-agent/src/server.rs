@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use pyro_proto::{
-    Connection, ErrorCode, Hello, Message, ProtoError, RemoteError, Request, Response,
-    PROTOCOL_VERSION,
+    Connection, ErrorCode, Hello, Message, OutputStream, ProtoError, RemoteError, Request,
+    Response, PROTOCOL_VERSION,
 };
 
 use crate::exec::{self, SharedWriter};
@@ -98,21 +98,37 @@ fn serve_one<S: Stream>(stream: S) -> Result<(), ProtoError> {
                 .unwrap_or(0);
             conn.send(&Message::Response(Response::Pong { uptime_ms }))?;
         }
-        Request::Exec(req) if req.direct_output && !req.argv.is_empty() => {
-            exec::handle_direct(req, &mut conn)?;
-        }
-        Request::AttachOutput { token, stream } => {
-            if !exec::is_pending(token) {
+        Request::Exec(req) if req.output_token.is_some() && !req.argv.is_empty() => {
+            let Some(stdout) = exec::await_stdout(req.output_token.unwrap_or_default()) else {
                 conn.send(&Message::Error(RemoteError {
                     code: ErrorCode::BadRequest,
-                    message: "no exec is waiting for that token".into(),
+                    message: "the stdout connection did not arrive".into(),
                 }))?;
                 return Ok(());
+            };
+            if let Some(pid) = exec::handle(req, writer, Some(stdout))? {
+                // Until the host hangs up it may ask to end background
+                // processes that still hold stdout open.
+                while let Ok(Some(Message::Request(Request::KillGroup))) = conn.recv() {
+                    exec::kill_rest(pid);
+                }
             }
+        }
+        Request::AttachOutput {
+            token,
+            stream: OutputStream::Stdout,
+        } => {
             conn.send(&Message::Response(Response::Done))?;
-            if let Err(e) = exec::attach(token, stream, conn.into_inner().into_fd()) {
-                log!("output attach failed: {e}");
-            }
+            exec::attach_stdout(token, conn.into_inner().into_fd());
+        }
+        Request::AttachOutput {
+            stream: OutputStream::Stderr,
+            ..
+        } => {
+            conn.send(&Message::Error(RemoteError {
+                code: ErrorCode::BadRequest,
+                message: "only stdout can be attached; stderr travels as frames".into(),
+            }))?;
         }
         Request::KillGroup => {
             conn.send(&Message::Error(RemoteError {
@@ -127,7 +143,7 @@ fn serve_one<S: Stream>(stream: S) -> Result<(), ProtoError> {
                     message: "exec needs a non-empty argv".into(),
                 }))?;
             } else {
-                exec::handle(req, writer)?;
+                exec::handle(req, writer, None)?;
             }
         }
         Request::Extract { dest } => {

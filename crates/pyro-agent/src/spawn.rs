@@ -127,13 +127,14 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), SpawnError> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
-/// Starts `argv` in a new session with stdin on /dev/null; stdout and
-/// stderr go to `outputs` when given, else to new pipes.
+/// Starts `argv` in a new session with stdin on /dev/null; stdout goes to
+/// `stdout` when given (a socket to the host), else to a new pipe; stderr
+/// always to a new pipe.
 pub fn spawn(
     argv: &[String],
     env: &[(String, String)],
     cwd: Option<&str>,
-    outputs: Option<(OwnedFd, OwnedFd)>,
+    stdout: Option<OwnedFd>,
 ) -> Result<Child, SpawnError> {
     use std::os::fd::AsRawFd;
 
@@ -166,14 +167,14 @@ pub fn spawn(
     sh_ptrs.push(std::ptr::null());
 
     let devnull = File::open("/dev/null").map_err(SpawnError::Os)?;
-    let (out_r, out_w, err_r, err_w) = match outputs {
-        Some((out, err)) => (None, out, None, err),
+    let (out_r, out_w) = match stdout {
+        Some(fd) => (None, fd),
         None => {
-            let (out_r, out_w) = pipe()?;
-            let (err_r, err_w) = pipe()?;
-            (Some(out_r), out_w, Some(err_r), err_w)
+            let (r, w) = pipe()?;
+            (Some(r), w)
         }
     };
+    let (err_r, err_w) = pipe()?;
     let (fail_r, fail_w) = pipe()?;
     let (tx, rx) = channel();
 
@@ -235,7 +236,7 @@ pub fn spawn(
     Ok(Child {
         pid,
         stdout: out_r.map(File::from),
-        stderr: err_r.map(File::from),
+        stderr: Some(File::from(err_r)),
         status: rx,
     })
 }

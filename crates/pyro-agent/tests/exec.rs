@@ -52,6 +52,7 @@ impl Agent {
             cwd: None,
             timeout_ms,
             direct_output: false,
+            output_token: None,
         })
     }
 
@@ -102,6 +103,7 @@ fn argv_is_not_passed_through_a_shell_and_env_cwd_apply() {
         cwd: Some("/usr".into()),
         timeout_ms: None,
         direct_output: false,
+        output_token: None,
     });
     assert_eq!(info.exit_code, 0);
     let text = String::from_utf8(out).unwrap();
@@ -126,6 +128,7 @@ fn missing_programs_and_bad_cwd_are_reported() {
         cwd: Some("/no/such/dir".into()),
         timeout_ms: None,
         direct_output: false,
+        output_token: None,
     });
     assert_eq!(info.exit_code, 127);
     assert!(String::from_utf8_lossy(&err).contains("cannot change directory to /no/such/dir"));
@@ -230,6 +233,7 @@ fn bad_requests_get_errors_and_the_agent_keeps_serving() {
         cwd: None,
         timeout_ms: None,
         direct_output: false,
+        output_token: None,
     })))
     .unwrap();
     assert!(matches!(conn.expect().unwrap(), Message::Error(_)));
@@ -290,4 +294,54 @@ fn uploads_unpack_safely() {
     assert!(!dest.path().join("escape").exists());
     let (out, _, _) = agent.exec(&["echo", "alive"], None);
     assert_eq!(out, b"alive\n");
+}
+
+/// Direct output: stdout goes straight into its own connection, which may
+/// attach before the exec arrives; stderr and the exit come as frames.
+#[test]
+fn direct_stdout_meets_its_exec_by_token() {
+    use std::io::Read;
+    let agent = Agent::start();
+    let token = 0x5eed_u64;
+    let mut out = agent.connect();
+    out.send(&Message::Request(Request::AttachOutput {
+        token,
+        stream: pyro_proto::OutputStream::Stdout,
+    }))
+    .unwrap();
+    assert!(matches!(
+        out.expect().unwrap(),
+        Message::Response(pyro_proto::Response::Done)
+    ));
+    let mut out = out.into_inner();
+
+    let mut conn = agent.connect();
+    let req = ExecRequest {
+        argv: vec![
+            "sh".into(),
+            "-c".into(),
+            "echo hi; echo err >&2; sleep 100 & exit 4".into(),
+        ],
+        env: vec![],
+        cwd: None,
+        timeout_ms: None,
+        direct_output: true,
+        output_token: Some(token),
+    };
+    conn.send(&Message::Request(Request::Exec(req))).unwrap();
+    let mut err = Vec::new();
+    let info = loop {
+        match conn.expect().unwrap() {
+            Message::Stderr(b) => err.extend(b),
+            Message::Exit(info) => break info,
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert_eq!(info.exit_code, 4);
+    assert_eq!(err, b"err\n");
+    // The background sleep still holds stdout: ask the agent to end it.
+    conn.send(&Message::Request(Request::KillGroup)).unwrap();
+    let mut got = Vec::new();
+    out.read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"hi\n");
 }

@@ -473,6 +473,7 @@ fn exec_req(argv: &[&str], timeout: Duration) -> ExecRequest {
         cwd: None,
         timeout_ms: Some(timeout.as_millis() as u64),
         direct_output: true,
+        output_token: None,
     }
 }
 

@@ -263,6 +263,7 @@ impl Manager {
             cwd: Some("/root".into()),
             timeout_ms: Some(req.timeout_seconds.saturating_mul(1000)),
             direct_output: true,
+            output_token: None,
         };
         let outcome = vm.exec(exec, &mut tee)?;
         if outcome.timed_out {

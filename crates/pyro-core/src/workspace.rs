@@ -580,6 +580,7 @@ impl Manager {
             cwd: Some(cwd.clone()),
             timeout_ms: Some(timeout_seconds.saturating_mul(1000)),
             direct_output: true,
+            output_token: None,
         };
         let outcome = vm.exec(req, &mut sink)?;
         if outcome.timed_out {

@@ -15,6 +15,20 @@
 //!    produced, then exactly one [`Message::Exit`] (or `Error`). Other requests
 //!    get one [`Message::Response`] (or `Error`).
 //!
+//! **Direct stdout.** Under emulation, pipes through the agent are the slowest
+//! link for bulk output, so the host normally asks for direct output: it
+//! picks a random token, puts it in [`ExecRequest::output_token`], and (in
+//! parallel) opens a second connection that sends
+//! [`Request::AttachOutput`] with the same token. The two meet in the agent
+//! in either order; the command gets that connection as its stdout, so its
+//! bytes reach the host without passing through the agent. stderr and the
+//! `Exit` still travel as frames on the first connection. If stdout stays
+//! open after `Exit` (background processes), the host sends
+//! [`Request::KillGroup`] on the first connection.
+//!
+//! **Uploads.** [`Request::Extract`] is followed by [`Message::Data`] frames
+//! and an empty one; the agent unpacks the tar stream and answers.
+//!
 //! When the agent is ready after boot it connects back to the host on
 //! [`READY_PORT`] and sends a single `Hello`, so the host never polls.
 //!
@@ -32,7 +46,8 @@ mod upload;
 
 pub use frame::{read_frame, write_frame, Frame, FrameKind, HEADER_LEN, MAX_FRAME_PAYLOAD};
 pub use message::{
-    Connection, ErrorCode, ExecRequest, OutputStream, ExitInfo, Hello, Message, RemoteError, Request, Response,
+    Connection, ErrorCode, ExecRequest, ExitInfo, Hello, Message, OutputStream, RemoteError,
+    Request, Response,
 };
 pub use upload::{DataReader, DataWriter};
 

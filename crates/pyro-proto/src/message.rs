@@ -31,9 +31,13 @@ pub struct ExecRequest {
     #[serde(default)]
     pub timeout_ms: Option<u64>,
     /// Give the command two vsock connections as its stdout and stderr
-    /// instead of pipes through the agent (see [`Response::Attach`]).
+    /// instead of pipes through the agent (the host sets `output_token`).
     #[serde(default)]
     pub direct_output: bool,
+    /// For direct output: the token the host's two `AttachOutput`
+    /// connections carry. They may arrive before or after this request.
+    #[serde(default)]
+    pub output_token: Option<u64>,
 }
 
 /// Which output stream a connection carries.
@@ -56,8 +60,9 @@ pub enum Request {
     Exec(ExecRequest),
     /// Flush file systems and power the guest off.
     Shutdown,
-    /// Offer this connection as one output stream of a direct-output exec.
-    /// After `Done` it carries only the command's raw bytes, then EOF.
+    /// Offer this connection as one output stream of the direct-output exec
+    /// with this token (before or after its `Exec` arrives). After `Done`
+    /// it carries only the command's raw bytes, then EOF.
     AttachOutput {
         /// From [`Response::Attach`].
         token: u64,
@@ -97,11 +102,6 @@ pub enum Response {
     },
     /// The request was carried out.
     Done,
-    /// A direct-output exec waits for its two output connections.
-    Attach {
-        /// Names the exec in `AttachOutput`.
-        token: u64,
-    },
     /// Answer to `Extract`.
     Extracted {
         /// Entries unpacked.
@@ -306,6 +306,7 @@ mod tests {
             cwd: None,
             timeout_ms: Some(5),
             direct_output: false,
+            output_token: None,
         });
         let v: serde_json::Value = serde_json::to_value(&req).unwrap();
         assert_eq!(v["op"], "exec");
@@ -343,6 +344,7 @@ mod tests {
                         cwd,
                         timeout_ms,
                         direct_output: false,
+                        output_token: None,
                     })
                 )),
             Just(Message::Request(Request::Ping)),

@@ -93,7 +93,12 @@ fn classify(e: ProtoError) -> ExecError {
         ProtoError::UnexpectedEof | ProtoError::Truncated { .. } => {
             ExecError::ConnectionLost("connection closed before the command finished".into())
         }
-        ProtoError::Io(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+        ProtoError::Io(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
             ExecError::Timeout
         }
         ProtoError::Io(e) => ExecError::ConnectionLost(e.to_string()),
@@ -101,40 +106,77 @@ fn classify(e: ProtoError) -> ExecError {
     }
 }
 
-/// A direct-output exec: the command writes straight into two extra
-/// connections (`open` makes them), the first connection carries the exit.
+fn random_token() -> u64 {
+    let mut b = [0u8; 8];
+    let got = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b));
+    if got.is_err() {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        return t.as_nanos() as u64 ^ u64::from(std::process::id());
+    }
+    u64::from_ne_bytes(b)
+}
+
+/// A direct-output exec: the command writes its stdout straight into an
+/// extra connection (`open` makes it, in parallel with the request, since
+/// they meet in the agent by token); the first connection carries stderr
+/// frames and the exit.
 /// `watch` receives every socket so a watchdog can shut them down.
 pub fn exec_direct(
     mut conn: Connection<std::os::unix::net::UnixStream>,
-    req: ExecRequest,
+    mut req: ExecRequest,
     sink: &mut dyn OutputSink,
-    open: &mut dyn FnMut() -> Result<Connection<std::os::unix::net::UnixStream>, ExecError>,
+    open: &(dyn Fn() -> Result<Connection<std::os::unix::net::UnixStream>, ExecError> + Sync),
     watch: &mut dyn FnMut(&std::os::unix::net::UnixStream),
 ) -> Result<ExecOutcome, ExecError> {
     use pyro_proto::{OutputStream, Response};
     use std::sync::mpsc::{sync_channel, RecvTimeoutError};
 
+    let token = random_token();
+    req.output_token = Some(token);
     watch(conn.get_ref());
-    conn.send(&Message::Request(Request::Exec(req))).map_err(classify)?;
-    let token = match conn.expect().map_err(classify)? {
-        Message::Response(Response::Attach { token }) => token,
-        Message::Error(e) => return Err(ExecError::Protocol(e.message)),
-        other => return Err(ExecError::Protocol(format!("unexpected {} instead of attach", other.name()))),
-    };
-    let (tx, rx) = sync_channel::<Event>(STREAM_QUEUE);
-    let mut streams = Vec::new();
-    for (kind, is_stdout) in [(OutputStream::Stdout, true), (OutputStream::Stderr, false)] {
+    let attach = |kind: OutputStream| -> Result<std::os::unix::net::UnixStream, ExecError> {
         let mut c = open()?;
-        c.send(&Message::Request(Request::AttachOutput { token, stream: kind })).map_err(classify)?;
+        c.send(&Message::Request(Request::AttachOutput {
+            token,
+            stream: kind,
+        }))
+        .map_err(classify)?;
         match c.expect().map_err(classify)? {
             Message::Response(Response::Done) => {}
             Message::Error(e) => return Err(ExecError::Protocol(e.message)),
-            other => return Err(ExecError::Protocol(format!("unexpected {} after attach", other.name()))),
+            other => {
+                return Err(ExecError::Protocol(format!(
+                    "unexpected {} after attach",
+                    other.name()
+                )))
+            }
         }
-        let mut stream = c.into_inner();
+        let stream = c.into_inner();
         let _ = stream.set_read_timeout(None);
-        watch(&stream);
-        streams.push(stream.try_clone().map_err(|e| ExecError::ConnectionLost(e.to_string()))?);
+        Ok(stream)
+    };
+    // The stdout connection is opened while the request travels; they meet
+    // in the agent by token.
+    let (sent, out) = std::thread::scope(|scope| {
+        let out = scope.spawn(|| attach(OutputStream::Stdout));
+        let sent = conn
+            .send(&Message::Request(Request::Exec(req)))
+            .map_err(classify);
+        let out = out
+            .join()
+            .unwrap_or_else(|_| Err(ExecError::Protocol("attach thread panicked".into())));
+        (sent, out)
+    });
+    sent?;
+    let (tx, rx) = sync_channel::<Event>(STREAM_QUEUE);
+    let mut stream = out?;
+    watch(&stream);
+    let stdout_handle = stream
+        .try_clone()
+        .map_err(|e| ExecError::ConnectionLost(e.to_string()))?;
+    {
         let tx = tx.clone();
         std::thread::spawn(move || {
             let mut buf = vec![0u8; STREAM_CHUNK];
@@ -142,7 +184,7 @@ pub fn exec_direct(
                 match stream.read(&mut buf) {
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
-                        if tx.send(Event::Out(is_stdout, buf[..n].to_vec())).is_err() {
+                        if tx.send(Event::Out(true, buf[..n].to_vec())).is_err() {
                             return;
                         }
                     }
@@ -151,7 +193,10 @@ pub fn exec_direct(
             let _ = tx.send(Event::End);
         });
     }
-    let writer = conn.get_ref().try_clone().map_err(|e| ExecError::ConnectionLost(e.to_string()))?;
+    let writer = conn
+        .get_ref()
+        .try_clone()
+        .map_err(|e| ExecError::ConnectionLost(e.to_string()))?;
     {
         let tx = tx.clone();
         std::thread::spawn(move || loop {
@@ -160,7 +205,10 @@ pub fn exec_direct(
                 Ok(Some(Message::Stderr(b))) => Event::Out(false, b),
                 Ok(Some(Message::Exit(info))) => Event::Exit(info),
                 Ok(Some(Message::Error(e))) => Event::Failed(ExecError::Protocol(e.message)),
-                Ok(Some(other)) => Event::Failed(ExecError::Protocol(format!("unexpected {} during exec", other.name()))),
+                Ok(Some(other)) => Event::Failed(ExecError::Protocol(format!(
+                    "unexpected {} during exec",
+                    other.name()
+                ))),
                 Ok(None) => Event::Failed(classify(ProtoError::UnexpectedEof)),
                 Err(e) => Event::Failed(classify(e)),
             };
@@ -172,19 +220,27 @@ pub fn exec_direct(
     }
     drop(tx);
 
-    let mut ended = 0;
+    let mut stdout_ended = false;
     let mut exit: Option<ExitInfo> = None;
     let mut exited_at = std::time::Instant::now();
     let mut killed = false;
     loop {
         let event = if exit.is_some() {
-            let limit = if killed { STREAM_DRAIN_GRACE + STREAM_ABANDON_AFTER } else { STREAM_DRAIN_GRACE };
+            let limit = if killed {
+                STREAM_DRAIN_GRACE + STREAM_ABANDON_AFTER
+            } else {
+                STREAM_DRAIN_GRACE
+            };
             match rx.recv_timeout(limit.saturating_sub(exited_at.elapsed())) {
                 Ok(e) => e,
                 Err(RecvTimeoutError::Timeout) if !killed => {
                     // Background processes hold the streams: end them.
                     killed = true;
-                    let mut w = Connection::new(writer.try_clone().map_err(|e| ExecError::ConnectionLost(e.to_string()))?);
+                    let mut w = Connection::new(
+                        writer
+                            .try_clone()
+                            .map_err(|e| ExecError::ConnectionLost(e.to_string()))?,
+                    );
                     let _ = w.send(&Message::Request(Request::KillGroup));
                     continue;
                 }
@@ -193,26 +249,28 @@ pub fn exec_direct(
         } else {
             match rx.recv() {
                 Ok(e) => e,
-                Err(_) => return Err(ExecError::ConnectionLost("the agent connection closed".into())),
+                Err(_) => {
+                    return Err(ExecError::ConnectionLost(
+                        "the agent connection closed".into(),
+                    ))
+                }
             }
         };
         match event {
             Event::Out(true, b) => sink.stdout(&b),
             Event::Out(false, b) => sink.stderr(&b),
-            Event::End => ended += 1,
+            Event::End => stdout_ended = true,
             Event::Exit(info) => {
                 exit = Some(info);
                 exited_at = std::time::Instant::now();
             }
             Event::Failed(e) => return Err(e),
         }
-        if ended == 2 && exit.is_some() {
+        if stdout_ended && exit.is_some() {
             break;
         }
     }
-    for s in &streams {
-        let _ = s.shutdown(std::net::Shutdown::Both);
-    }
+    let _ = stdout_handle.shutdown(std::net::Shutdown::Both);
     let _ = writer.shutdown(std::net::Shutdown::Both);
     exit.ok_or_else(|| ExecError::ConnectionLost("no exit status".into()))
 }

@@ -228,7 +228,9 @@ impl Vm {
         let conn = self.connect()?;
         let qemu = ProcRef::of(self.qemu.id());
         let files = self.files.clone();
-        exec_on(&files, conn, qemu, req, sink, &mut |detail| self.guest_lost(detail))
+        exec_on(&files, conn, qemu, req, sink, &mut |detail| {
+            self.guest_lost(detail)
+        })
     }
 
     fn lost_or(&mut self, e: std::io::Error) -> VmmError {
@@ -379,8 +381,9 @@ fn exec_watched(
         }
     };
     let result = if req.direct_output {
-        let mut open = || connect_agent(files).map_err(|e| agent::ExecError::ConnectionLost(e.to_string()));
-        agent::exec_direct(conn, req, sink, &mut open, &mut watch)
+        let open =
+            || connect_agent(files).map_err(|e| agent::ExecError::ConnectionLost(e.to_string()));
+        agent::exec_direct(conn, req, sink, &open, &mut watch)
     } else {
         watch(conn.get_ref());
         agent::exec(conn, req, sink)
@@ -481,11 +484,18 @@ impl VmHandle {
         sink: &mut dyn OutputSink,
     ) -> Result<ExecOutcome, VmmError> {
         let conn = self.connect()?;
-        exec_on(&self.files(), conn, Some(self.qemu), req, sink, &mut |detail| {
-            // Give QEMU a moment to finish exiting so the cause is known.
-            std::thread::sleep(Duration::from_millis(200));
-            self.lost(detail)
-        })
+        exec_on(
+            &self.files(),
+            conn,
+            Some(self.qemu),
+            req,
+            sink,
+            &mut |detail| {
+                // Give QEMU a moment to finish exiting so the cause is known.
+                std::thread::sleep(Duration::from_millis(200));
+                self.lost(detail)
+            },
+        )
     }
 
     /// Streams a tar archive (written by `write_tar`) into `dest` in the
