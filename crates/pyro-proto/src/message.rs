@@ -64,7 +64,7 @@ pub enum Request {
     /// with this token (before or after its `Exec` arrives). After `Done`
     /// it carries only the command's raw bytes, then EOF.
     AttachOutput {
-        /// From [`Response::Attach`].
+        /// The `output_token` of the exec it belongs to.
         token: u64,
         /// Which stream.
         stream: OutputStream,
