@@ -15,8 +15,8 @@ use pyro_archive::Seed;
 use pyro_env::FileLock;
 use pyro_proto::ExecRequest;
 use pyro_store::{
-    CommandEntry, LabelFilter, LastCommand, ListQuery, NameChange, NewWorkspace, Store,
-    WorkspaceRecord, WorkspaceState, WorkspaceSummary,
+    CommandEntry, LastCommand, ListQuery, NameChange, NewWorkspace, Store, WorkspaceRecord,
+    WorkspaceState, WorkspaceSummary,
 };
 use pyro_vmm::process::ProcRef;
 use pyro_vmm::{qemu, Accel, OutputSink, VmHandle, VmSpec};
@@ -821,11 +821,4 @@ fn kill_orphan_processes(dir: &std::path::Path) {
             }
         }
     }
-}
-
-/// Parses `--label` filters for `list`.
-pub fn parse_filters(args: &[String]) -> Result<Vec<LabelFilter>, Error> {
-    args.iter()
-        .map(|a| LabelFilter::parse(a).map_err(Error::from))
-        .collect()
 }

@@ -20,8 +20,6 @@ use crate::VmmError;
 
 /// Line the agent prints in probe mode.
 pub const PROBE_MARKER: &str = "pyro-agent: probe ok";
-/// First line the agent prints on any boot.
-pub const START_MARKER: &str = "pyro-agent: started";
 
 /// Outcome of one probe.
 #[derive(Debug, Clone, Serialize, Deserialize)]
