@@ -10,12 +10,12 @@ pub enum StoreError {
         what: String,
     },
     /// The name is taken.
-    #[error("a workspace named '{name}' already exists; choose another name or delete that workspace first")]
+    #[error("a workspace named '{name}' already exists; choose another name or delete it first")]
     DuplicateName {
         /// The name.
         name: String,
     },
-    /// The request contradicts itself.
+    /// The change clashes with what is stored (e.g. an id already in use).
     #[error("{message}")]
     Conflict {
         /// Why.

@@ -50,6 +50,33 @@ impl WorkspaceState {
     }
 }
 
+impl std::fmt::Display for WorkspaceState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for WorkspaceState {
+    type Err = StoreError;
+
+    fn from_str(s: &str) -> Result<Self, StoreError> {
+        WorkspaceState::parse(s)
+    }
+}
+
+/// When a workspace in `state` last active at `last_activity_at` runs out of
+/// idle time: only started workspaces expire.
+pub(crate) fn expires_at(
+    state: WorkspaceState,
+    last_activity_at: f64,
+    ttl_seconds: Option<u64>,
+) -> Option<f64> {
+    match (state, ttl_seconds) {
+        (WorkspaceState::Started, Some(ttl)) => Some(last_activity_at + ttl as f64),
+        _ => None,
+    }
+}
+
 /// The last command run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LastCommand {
@@ -92,6 +119,9 @@ pub struct WorkspaceRecord {
     pub created_at: f64,
     /// Last mutating activity.
     pub last_activity_at: f64,
+    /// When the idle TTL runs out: `last_activity_at + ttl_seconds` while
+    /// started, `None` otherwise (computed, not stored).
+    pub expires_at: Option<f64>,
     /// Commands run.
     pub command_count: u64,
     /// The last one.
@@ -152,9 +182,9 @@ pub struct WorkspaceSummary {
     pub expires_at: Option<f64>,
     /// Commands run.
     pub command_count: u64,
-    /// Services (none yet).
+    /// Services (always 0 until services exist).
     pub service_count: u64,
-    /// Running services.
+    /// Running services (always 0 until services exist).
     pub running_service_count: u64,
 }
 

@@ -5,11 +5,16 @@ use crate::StoreError;
 /// Longest name or label value.
 pub const MAX_VALUE_CHARS: usize = 120;
 
+/// No control characters and no line breaks of any kind (C0/C1 controls,
+/// DEL, and the Unicode line and paragraph separators).
 fn printable(s: &str) -> bool {
-    !s.chars().any(char::is_control)
+    !s.chars()
+        .any(|c| c.is_control() || c == '\u{2028}' || c == '\u{2029}')
 }
 
-fn looks_like_id(s: &str) -> bool {
+/// Whether `s` has the shape of a workspace id: exactly 12 lowercase hex
+/// characters. Names never have it, so ids and names cannot be confused.
+pub fn is_workspace_id(s: &str) -> bool {
     s.len() == 12
         && s.bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
@@ -33,7 +38,7 @@ pub fn validate_name(name: &str) -> Result<String, StoreError> {
             "name must not contain newlines or control characters",
         ));
     }
-    if looks_like_id(name) {
+    if is_workspace_id(name) {
         return Err(StoreError::invalid(
             "name",
             format!(
@@ -106,54 +111,163 @@ pub fn parse_label_arg(arg: &str) -> Result<(String, String), StoreError> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn names() {
-        for ok in [
-            "a",
-            "repro fix #123",
-            "é",
-            &"x".repeat(120),
-            "0123456789abc",
-            "0123456789AB",
-        ] {
-            assert!(validate_name(ok).is_ok(), "{ok}");
-        }
-        assert_eq!(validate_name("  padded ").unwrap(), "padded");
-        for (bad, why) in [
-            ("", "empty"),
-            ("   ", "empty"),
-            (&"x".repeat(121), "at most 120"),
-            ("two\nlines", "control"),
-            ("tab\there", "control"),
-            ("0123456789ab", "looks like a workspace id"),
-        ] {
-            let err = validate_name(bad).unwrap_err().to_string();
-            assert!(err.contains(why), "{bad:?}: {err}");
+    /// `Ok(normalised)` or `Err(part of the message)`.
+    type Expect<'a> = Result<&'a str, &'static str>;
+
+    /// `Ok((key, value))` or `Err(part of the message)`.
+    type ExpectPair = Result<(&'static str, &'static str), &'static str>;
+
+    fn check<T: std::fmt::Debug + PartialEq>(
+        what: &str,
+        input: &str,
+        got: Result<T, StoreError>,
+        want: Result<T, &str>,
+    ) {
+        match (got, want) {
+            (Ok(g), Ok(w)) => assert_eq!(g, w, "{what} {input:?}"),
+            (Err(e), Err(part)) => {
+                let msg = e.to_string();
+                assert!(
+                    msg.contains(part),
+                    "{what} {input:?}: {msg:?} lacks {part:?}"
+                );
+                assert!(matches!(e, StoreError::Invalid { .. }), "{what} {input:?}");
+            }
+            (g, w) => panic!("{what} {input:?}: got {g:?}, want {w:?}"),
         }
     }
 
     #[test]
-    fn labels() {
-        assert_eq!(
-            parse_label_arg("team=x").unwrap(),
-            ("team".into(), "x".into())
-        );
-        assert_eq!(
-            parse_label_arg(" a.b-c_d = v=w ").unwrap(),
-            ("a.b-c_d".into(), "v=w".into())
-        );
-        for (bad, why) in [
-            ("novalue", "KEY=VALUE"),
-            ("=v", "KEY=VALUE"),
-            ("k=", "KEY=VALUE"),
-            ("-k=v", "must match"),
-            ("bad key=v", "must match"),
-            (&format!("{}=v", "k".repeat(65)), "must match"),
-            (&format!("k={}", "v".repeat(121)), "at most 120"),
-            ("k=a\rb", "control"),
+    fn name_table() {
+        let long_ok = "x".repeat(120);
+        let long_bad = "x".repeat(121);
+        let wide_ok = "é".repeat(120);
+        let table: Vec<(&str, Expect)> = vec![
+            ("a", Ok("a")),
+            ("repro fix #123", Ok("repro fix #123")),
+            ("  padded\t", Ok("padded")),
+            ("é", Ok("é")),
+            (&long_ok, Ok(&long_ok)),
+            (&wide_ok, Ok(&wide_ok)),
+            ("0123456789abc", Ok("0123456789abc")),
+            ("0123456789AB", Ok("0123456789AB")),
+            ("0123456789ag", Ok("0123456789ag")),
+            ("", Err("name must not be empty")),
+            ("   ", Err("name must not be empty")),
+            (&long_bad, Err("at most 120 characters")),
+            ("two\nlines", Err("newlines or control")),
+            ("cr\rhere", Err("newlines or control")),
+            ("tab\there", Err("newlines or control")),
+            ("nul\0", Err("newlines or control")),
+            ("del\u{7f}x", Err("newlines or control")),
+            ("line\u{2028}sep", Err("newlines or control")),
+            ("0123456789ab", Err("looks like a workspace id")),
+            (" 0123456789ab ", Err("looks like a workspace id")),
+        ];
+        for (input, want) in table {
+            check("name", input, validate_name(input), want.map(String::from));
+        }
+    }
+
+    #[test]
+    fn label_key_table() {
+        let k64 = "k".repeat(64);
+        let k65 = "k".repeat(65);
+        let table: Vec<(&str, Expect)> = vec![
+            ("team", Ok("team")),
+            (" team ", Ok("team")),
+            ("a.b-c_d", Ok("a.b-c_d")),
+            ("0", Ok("0")),
+            ("Z9", Ok("Z9")),
+            (&k64, Ok(&k64)),
+            ("", Err("must not be empty")),
+            ("  ", Err("must not be empty")),
+            (&k65, Err("must match")),
+            ("-k", Err("must match")),
+            (".k", Err("must match")),
+            ("_k", Err("must match")),
+            ("bad key", Err("must match")),
+            ("k=v", Err("must match")),
+            ("ké", Err("must match")),
+            ("k/v", Err("must match")),
+        ];
+        for (input, want) in table {
+            check(
+                "key",
+                input,
+                validate_label_key(input),
+                want.map(String::from),
+            );
+        }
+    }
+
+    #[test]
+    fn label_value_table() {
+        let v120 = "v".repeat(120);
+        let v121 = "v".repeat(121);
+        let table: Vec<(&str, Expect)> = vec![
+            ("x", Ok("x")),
+            ("  spaced out  ", Ok("spaced out")),
+            ("a=b", Ok("a=b")),
+            (&v120, Ok(&v120)),
+            ("", Err("label 'k' must not be empty")),
+            (" ", Err("label 'k' must not be empty")),
+            (&v121, Err("label 'k' must be at most 120 characters")),
+            ("a\nb", Err("newlines or control")),
+            ("a\rb", Err("newlines or control")),
+            ("a\u{1b}b", Err("newlines or control")),
+        ];
+        for (input, want) in table {
+            check(
+                "value",
+                input,
+                validate_label_value("k", input),
+                want.map(String::from),
+            );
+        }
+    }
+
+    #[test]
+    fn label_arg_table() {
+        let long = format!("k={}", "v".repeat(121));
+        let table: Vec<(&str, ExpectPair)> = vec![
+            ("team=x", Ok(("team", "x"))),
+            (" a.b-c_d = v=w ", Ok(("a.b-c_d", "v=w"))),
+            ("k==", Ok(("k", "="))),
+            ("novalue", Err("labels must use KEY=VALUE")),
+            ("", Err("labels must use KEY=VALUE")),
+            ("=v", Err("labels must use KEY=VALUE")),
+            (" = v", Err("labels must use KEY=VALUE")),
+            ("k=", Err("labels must use KEY=VALUE")),
+            ("k=  ", Err("labels must use KEY=VALUE")),
+            ("-k=v", Err("must match")),
+            ("bad key=v", Err("must match")),
+            (&long, Err("at most 120")),
+            ("k=a\rb", Err("control")),
+        ];
+        for (input, want) in table {
+            check(
+                "arg",
+                input,
+                parse_label_arg(input),
+                want.map(|(k, v)| (k.to_string(), v.to_string())),
+            );
+        }
+    }
+
+    #[test]
+    fn ids() {
+        for ok in ["0123456789ab", "ffffffffffff", "000000000000"] {
+            assert!(is_workspace_id(ok), "{ok}");
+        }
+        for bad in [
+            "0123456789AB",
+            "0123456789a",
+            "0123456789abc",
+            "0123456789ag",
+            "",
         ] {
-            let err = parse_label_arg(bad).unwrap_err().to_string();
-            assert!(err.contains(why), "{bad:?}: {err}");
+            assert!(!is_workspace_id(bad), "{bad}");
         }
     }
 }

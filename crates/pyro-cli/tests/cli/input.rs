@@ -122,3 +122,53 @@ fn doctor_rejects_unknown_platforms() {
         .unwrap()
         .contains("unsupported platform"));
 }
+
+/// Doctor works when nothing else does: no QEMU, no sidecar, no
+/// environment. It reports FAIL with the fixes and exits 1.
+#[test]
+fn doctor_reports_fail_with_fixes_when_tools_are_missing() {
+    let empty = tempfile::tempdir().unwrap();
+    let env = TestEnv::with_cache(empty.path().to_path_buf());
+    let run = env
+        .cmd(&["doctor", "--json"])
+        .env("PATH", empty.path())
+        .env("HOME", empty.path())
+        .env("PYRO_AGENT_PATH", empty.path().join("no-agent"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        run.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(v["runtime_ok"], false);
+    let issues = v["issues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i.as_str().unwrap())
+        .collect::<Vec<_>>()
+        .join("\n");
+    for needle in [
+        "qemu-system-x86_64 is not installed",
+        "vhost-device-vsock is not installed",
+        "guest agent not found",
+    ] {
+        assert!(issues.contains(needle), "missing '{needle}' in:\n{issues}");
+    }
+    assert!(issues.contains("make setup"), "{issues}");
+    assert_eq!(v["capabilities"]["vm_boot"], false);
+    for key in ["exists", "readable", "writable", "boots"] {
+        assert!(v["kvm"].get(key).is_some(), "kvm.{key}");
+    }
+    let human = env
+        .cmd(&["doctor"])
+        .env("PATH", empty.path())
+        .env("HOME", empty.path())
+        .output()
+        .unwrap();
+    assert_eq!(human.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&human.stdout).contains("Runtime: FAIL"));
+}
