@@ -312,18 +312,14 @@ impl Manager {
         let store = self.store()?;
         let t = now();
         let mut stopped = Vec::new();
-        for s in store.list(&ListQuery {
-            state: Some(WorkspaceState::Started),
-            ..Default::default()
-        })? {
-            let Ok(r) = store.resolve(&s.workspace_id) else {
-                continue;
-            };
+        for id in store.ids_idle_past_ttl(t)? {
+            let _lock = self.lock_workspace(&id)?;
+            // Re-read under the lock: an exec may have just touched it.
+            let Ok(r) = store.resolve(&id) else { continue };
             let Some(ttl) = r.ttl_seconds else { continue };
-            if r.last_activity_at + ttl as f64 > t {
+            if r.state != WorkspaceState::Started || r.last_activity_at + ttl as f64 > t {
                 continue;
             }
-            let _lock = self.lock_workspace(&r.workspace_id)?;
             if let Some(vm) = runtime_of(&r).vm {
                 vm.shutdown();
             }

@@ -268,10 +268,31 @@ impl<S: Read + Write> Connection<S> {
 
     /// Host side of the handshake: send our `Hello`, check the agent's.
     pub fn client_handshake(&mut self, peer: &str) -> Result<Hello, ProtoError> {
+        self.send_hello(peer)?;
+        self.expect_hello()
+    }
+
+    /// Sends our `Hello` and the first request back to back, then checks
+    /// the agent's `Hello`: one round trip fewer than handshake-then-send.
+    /// A mismatched agent answers `Error` and never acts on the request.
+    pub fn client_handshake_with(
+        &mut self,
+        peer: &str,
+        first: &Message,
+    ) -> Result<Hello, ProtoError> {
+        self.send_hello(peer)?;
+        self.send(first)?;
+        self.expect_hello()
+    }
+
+    fn send_hello(&mut self, peer: &str) -> Result<(), ProtoError> {
         self.send(&Message::Hello(Hello {
             protocol_version: PROTOCOL_VERSION,
             peer: peer.to_string(),
-        }))?;
+        }))
+    }
+
+    fn expect_hello(&mut self) -> Result<Hello, ProtoError> {
         match self.expect()? {
             Message::Hello(h) if h.protocol_version == PROTOCOL_VERSION => Ok(h),
             Message::Hello(h) => Err(ProtoError::VersionMismatch {

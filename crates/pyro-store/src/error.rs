@@ -40,6 +40,10 @@ pub enum StoreError {
         /// Newest version known.
         known: i64,
     },
+    /// The database file cannot be used the way the store needs (e.g. a
+    /// filesystem without WAL support).
+    #[error("the workspace database cannot be used: {0}")]
+    Unusable(String),
     /// SQLite failed.
     #[error("workspace database error: {0}")]
     Sqlite(#[from] rusqlite::Error),

@@ -53,8 +53,11 @@
 //! - `foreign_keys=ON` on every connection, so deleting a workspace deletes
 //!   its labels and history in the same transaction. `synchronous=NORMAL`:
 //!   a power cut can lose the last commits, never corrupt the file.
-//! - Reads (`resolve`, `list`, `commands`, the id helpers) are single
-//!   statements: one consistent snapshot, and they never write.
+//! - Reads (`resolve`, `list`, `commands`, the id helpers) never write, and
+//!   each answer comes from one statement, so from one consistent snapshot
+//!   (a record and its labels cannot disagree). `list` filters, orders and
+//!   limits in SQL through the indexes; with label filters it first counts
+//!   (capped) how common each is, to pick which index drives the query.
 //! - Validation happens before the transaction; an error (invalid input,
 //!   duplicate name, nothing to change) rolls back, so a refused call writes
 //!   nothing.

@@ -1,6 +1,8 @@
 //! Schema migrations, applied in order at open. The index is the version.
 
-/// Each entry upgrades the schema by one version.
+/// Entry `i` upgrades the schema from version `i` to `i + 1`. Append to
+/// change the schema; never edit an entry that has shipped, since files
+/// written with it exist.
 pub const MIGRATIONS: &[&str] = &[
     // 1: workspaces, labels, command history.
     "CREATE TABLE workspaces (

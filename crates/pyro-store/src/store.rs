@@ -8,7 +8,9 @@ use std::time::Duration;
 use rusqlite::types::Type;
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
 
-use crate::query::{list_sql, ListQuery, LABELS_JSON, ORDER};
+use crate::query::{
+    label_matches_sql, list_sql, split_labels, ListQuery, DRIVE_BELOW, LABELS_COL, ORDER,
+};
 use crate::record::{
     expires_at, CommandEntry, LastCommand, NameChange, NewWorkspace, WorkspaceRecord,
     WorkspaceState, WorkspaceSummary,
@@ -37,7 +39,7 @@ fn record_select() -> String {
         "SELECT w.workspace_id, w.name, w.environment, w.environment_version, w.state, \
          w.vcpu_count, w.mem_mib, w.ttl_seconds, w.network_policy, w.created_at, \
          w.last_activity_at, w.command_count, w.last_command, w.last_error, w.runtime, w.seed, \
-         {LABELS_JSON} FROM workspaces w"
+         {LABELS_COL} FROM workspaces w"
     )
 }
 
@@ -51,12 +53,7 @@ fn json_col(row: &Row<'_>, idx: usize) -> rusqlite::Result<serde_json::Value> {
 }
 
 fn labels_col(row: &Row<'_>, idx: usize) -> rusqlite::Result<BTreeMap<String, String>> {
-    let text: Option<String> = row.get(idx)?;
-    match text {
-        None => Ok(BTreeMap::new()),
-        Some(t) => serde_json::from_str(&t)
-            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, Type::Text, Box::new(e))),
-    }
+    Ok(split_labels(row.get_ref(idx)?.as_str_or_null()?))
 }
 
 fn state_col(row: &Row<'_>, idx: usize) -> rusqlite::Result<WorkspaceState> {
@@ -164,6 +161,26 @@ fn upsert_label(tx: &Transaction<'_>, id: &str, key: &str, value: &str) -> Resul
     Ok(())
 }
 
+/// The label filter that should drive a list: the one with the fewest
+/// matches, if it has fewer than [`DRIVE_BELOW`] (counted through the
+/// `(key, value)` index, stopping at that many). SQLite has no statistics to
+/// choose between "find the few matches, then sort" and "walk in order,
+/// check each, stop at the limit"; this makes the choice for it.
+fn driving_filter(conn: &Connection, query: &ListQuery) -> Result<Option<usize>> {
+    let mut best: Option<(usize, i64)> = None;
+    for (i, f) in query.labels.iter().enumerate() {
+        let (sql, args) = label_matches_sql(f, DRIVE_BELOW);
+        let n: i64 = conn
+            .prepare_cached(&sql)?
+            .query_row(rusqlite::params_from_iter(args), |r| r.get(0))?;
+        match best {
+            Some((_, fewest)) if fewest <= n => {}
+            _ => best = Some((i, n)),
+        }
+    }
+    Ok(best.filter(|&(_, n)| n < DRIVE_BELOW).map(|(i, _)| i))
+}
+
 fn not_found(id: &str) -> StoreError {
     StoreError::NotFound {
         what: id.to_string(),
@@ -195,8 +212,9 @@ fn enable_wal(conn: &Connection) -> Result<()> {
         match conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0)) {
             Ok(mode) if mode.eq_ignore_ascii_case("wal") => return Ok(()),
             Ok(mode) => {
-                return Err(StoreError::Corrupt(format!(
-                    "the workspace database refused WAL mode (journal_mode is '{mode}')"
+                return Err(StoreError::Unusable(format!(
+                    "SQLite refused WAL mode (journal_mode stayed '{mode}'); \
+                     put PYRO_STATE_DIR on a local filesystem"
                 )))
             }
             Err(rusqlite::Error::SqliteFailure(e, _))
@@ -316,10 +334,10 @@ impl Store {
 
     /// Workspaces matching `query`, most recently active first (then newest,
     /// then by id). Filtering, ordering and the limit happen in SQLite, in
-    /// one statement. Reads only.
+    /// one statement, through the indexes. Reads only.
     pub fn list(&self, query: &ListQuery) -> Result<Vec<WorkspaceSummary>> {
-        let (sql, args) = list_sql(query);
         let conn = self.conn();
+        let (sql, args) = list_sql(query, driving_filter(&conn, query)?);
         let mut stmt = conn.prepare_cached(&sql)?;
         let rows = stmt.query_map(rusqlite::params_from_iter(args), summary_from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -584,5 +602,80 @@ impl Store {
             }
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::LabelFilter;
+
+    /// SQLite's plan for `list(query)`, one line per step.
+    fn plan(store: &Store, query: &ListQuery) -> String {
+        let conn = store.conn();
+        let (sql, args) = list_sql(query, driving_filter(&conn, query).unwrap());
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(3))
+            .unwrap();
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .unwrap()
+            .join("\n")
+    }
+
+    #[test]
+    fn lists_use_the_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("pyro.db")).unwrap();
+        // 3000 workspaces: team=t0..t9 (300 each, rare), bench=yes (all).
+        store.bulk_insert_for_bench(3000, 1e6).unwrap();
+        let q = |labels: &[&str], limit| ListQuery {
+            labels: labels
+                .iter()
+                .map(|l| LabelFilter::parse(l).unwrap())
+                .collect(),
+            limit,
+            ..Default::default()
+        };
+        // No filter: walk the activity index in order, no sorting.
+        for limit in [None, Some(20)] {
+            let p = plan(&store, &q(&[], limit));
+            assert!(p.contains("workspaces_by_activity"), "{p}");
+            assert!(!p.contains("TEMP B-TREE"), "{p}");
+        }
+        // A rare label: start from the (key, value) index.
+        for labels in [
+            &["team=t3"][..],
+            &["bench=yes", "team=t3"],
+            &["bench", "team=t3"],
+        ] {
+            let p = plan(&store, &q(labels, Some(20)));
+            assert!(p.contains("labels_by_key_value"), "{labels:?}: {p}");
+        }
+        // A common label: walk in order and stop at the limit.
+        for labels in [&["bench=yes"][..], &["bench"]] {
+            let p = plan(&store, &q(labels, Some(20)));
+            assert!(p.contains("workspaces_by_activity"), "{labels:?}: {p}");
+            assert!(!p.contains("TEMP B-TREE"), "{labels:?}: {p}");
+        }
+        // Labels come from the primary key, one lookup per row.
+        let p = plan(&store, &q(&[], None));
+        assert!(
+            p.contains("sqlite_autoindex_labels_1 (workspace_id=?)"),
+            "{p}"
+        );
+        // Resolving by name or id uses their unique indexes.
+        let sql = format!(
+            "EXPLAIN QUERY PLAN {} WHERE w.workspace_id = ?1 OR w.name = ?1",
+            record_select()
+        );
+        let conn = store.conn();
+        let mut stmt = conn.prepare(&sql).unwrap();
+        let p: Vec<String> = stmt
+            .query_map(["x"], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert!(p.iter().any(|l| l.contains("MULTI-INDEX OR")), "{p:?}");
     }
 }

@@ -118,7 +118,8 @@ fn random_token() -> u64 {
     u64::from_ne_bytes(b)
 }
 
-/// A direct-output exec: the command writes its stdout straight into an
+/// A direct-output exec on a connection not yet handshaken (the `Hello`
+/// travels with the request): the command writes its stdout straight into an
 /// extra connection (`open` makes it, in parallel with the request, since
 /// they meet in the agent by token); the first connection carries stderr
 /// frames and the exit.
@@ -138,11 +139,12 @@ pub fn exec_direct(
     watch(conn.get_ref());
     let attach = |kind: OutputStream| -> Result<std::os::unix::net::UnixStream, ExecError> {
         let mut c = open()?;
-        c.send(&Message::Request(Request::AttachOutput {
+        let attach = Message::Request(Request::AttachOutput {
             token,
             stream: kind,
-        }))
-        .map_err(classify)?;
+        });
+        c.client_handshake_with(crate::PEER, &attach)
+            .map_err(classify)?;
         match c.expect().map_err(classify)? {
             Message::Response(Response::Done) => {}
             Message::Error(e) => return Err(ExecError::Protocol(e.message)),
@@ -161,8 +163,10 @@ pub fn exec_direct(
     // in the agent by token.
     let (sent, out) = std::thread::scope(|scope| {
         let out = scope.spawn(|| attach(OutputStream::Stdout));
+        let exec = Message::Request(Request::Exec(req));
         let sent = conn
-            .send(&Message::Request(Request::Exec(req)))
+            .client_handshake_with(crate::PEER, &exec)
+            .map(|_| ())
             .map_err(classify);
         let out = out
             .join()

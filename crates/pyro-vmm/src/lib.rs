@@ -25,3 +25,6 @@ pub use error::VmmError;
 pub use qemu::{Accel, VmSpec};
 pub use tools::HostTools;
 pub use vm::{Vm, VmHandle};
+
+/// How the host names itself in the protocol handshake.
+pub(crate) const PEER: &str = concat!("pyro ", env!("CARGO_PKG_VERSION"));

@@ -214,7 +214,7 @@ impl Vm {
     pub fn connect(&mut self) -> Result<Connection<UnixStream>, VmmError> {
         let stream = vsock::connect(&self.files.vsock, AGENT_PORT).map_err(|e| self.lost_or(e))?;
         let mut conn = Connection::new(stream);
-        conn.client_handshake(concat!("pyro ", env!("CARGO_PKG_VERSION")))
+        conn.client_handshake(crate::PEER)
             .map_err(|e| VmmError::Agent(e.to_string()))?;
         Ok(conn)
     }
@@ -225,9 +225,9 @@ impl Vm {
         req: ExecRequest,
         sink: &mut dyn OutputSink,
     ) -> Result<ExecOutcome, VmmError> {
-        let conn = self.connect()?;
-        let qemu = ProcRef::of(self.qemu.id());
         let files = self.files.clone();
+        let conn = open_raw(&files).map_err(|e| self.lost_or(e))?;
+        let qemu = ProcRef::of(self.qemu.id());
         exec_on(&files, conn, qemu, req, sink, &mut |detail| {
             self.guest_lost(detail)
         })
@@ -338,13 +338,10 @@ fn exec_on(
 /// How often an exec checks that QEMU is still there.
 const LIVENESS_POLL: Duration = Duration::from_millis(100);
 
-/// A fresh handshaken agent connection.
-fn connect_agent(files: &VmFiles) -> std::io::Result<Connection<UnixStream>> {
-    let stream = vsock::connect(&files.vsock, AGENT_PORT)?;
-    let mut conn = Connection::new(stream);
-    conn.client_handshake(concat!("pyro ", env!("CARGO_PKG_VERSION")))
-        .map_err(std::io::Error::other)?;
-    Ok(conn)
+/// A fresh agent connection, before the handshake (the exec paths send
+/// their `Hello` together with the first request).
+fn open_raw(files: &VmFiles) -> std::io::Result<Connection<UnixStream>> {
+    Ok(Connection::new(vsock::connect(&files.vsock, AGENT_PORT)?))
 }
 
 /// Runs an exec while a watchdog checks QEMU: if it exits, every socket of
@@ -381,12 +378,15 @@ fn exec_watched(
         }
     };
     let result = if req.direct_output {
-        let open =
-            || connect_agent(files).map_err(|e| agent::ExecError::ConnectionLost(e.to_string()));
+        let open = || open_raw(files).map_err(|e| agent::ExecError::ConnectionLost(e.to_string()));
         agent::exec_direct(conn, req, sink, &open, &mut watch)
     } else {
         watch(conn.get_ref());
-        agent::exec(conn, req, sink)
+        let mut conn = conn;
+        match conn.client_handshake(crate::PEER) {
+            Ok(_) => agent::exec(conn, req, sink),
+            Err(e) => Err(agent::ExecError::Protocol(e.to_string())),
+        }
     };
     drop(done);
     if let Some(w) = watchdog {
@@ -472,7 +472,7 @@ impl VmHandle {
         let stream = vsock::connect(&self.files().vsock, AGENT_PORT)
             .map_err(|e| self.lost(e.to_string()))?;
         let mut conn = Connection::new(stream);
-        conn.client_handshake(concat!("pyro ", env!("CARGO_PKG_VERSION")))
+        conn.client_handshake(crate::PEER)
             .map_err(|e| VmmError::Agent(e.to_string()))?;
         Ok(conn)
     }
@@ -483,7 +483,10 @@ impl VmHandle {
         req: ExecRequest,
         sink: &mut dyn OutputSink,
     ) -> Result<ExecOutcome, VmmError> {
-        let conn = self.connect()?;
+        if !self.alive() {
+            return Err(self.lost(String::new()));
+        }
+        let conn = open_raw(&self.files()).map_err(|e| self.lost(e.to_string()))?;
         exec_on(
             &self.files(),
             conn,
