@@ -50,6 +50,8 @@ pub fn handle(
     req: ExecRequest,
     writer: SharedWriter,
     stdout: Option<OwnedFd>,
+    on_spawn: &dyn Fn(i32),
+    before_exit: &dyn Fn(),
 ) -> std::io::Result<Option<i32>> {
     let started = Instant::now();
     let child = match spawn(&req.argv, &req.env, req.cwd.as_deref(), stdout) {
@@ -57,6 +59,7 @@ pub fn handle(
         Err(e) => return report_spawn_error(&e, &writer).map(|_| None),
     };
     let pid = child.pid;
+    on_spawn(pid);
     // Set when the host is gone or the readers were abandoned: stop writing.
     let stop = Arc::new(AtomicBool::new(false));
     let (done_tx, done_rx) = channel::<()>();
@@ -127,6 +130,7 @@ pub fn handle(
         }
     }
 
+    before_exit();
     send(
         &writer,
         &Message::Exit(exit_info(status, timed_out, duration_ms)),

@@ -106,13 +106,39 @@ fn serve_one<S: Stream>(stream: S) -> Result<(), ProtoError> {
                 }))?;
                 return Ok(());
             };
-            if let Some(pid) = exec::handle(req, writer, Some(stdout))? {
-                // Until the host hangs up it may ask to end background
-                // processes that still hold stdout open.
-                while let Ok(Some(Message::Request(Request::KillGroup))) = conn.recv() {
-                    exec::kill_rest(pid);
-                }
-            }
+            // The first connection stays with a watcher: the host may ask
+            // to end background processes still holding stdout
+            // (`KillGroup`), and a host that hangs up before the exit
+            // (interrupted `pyro`) takes the command with it.
+            let pid = Arc::new(std::sync::atomic::AtomicI32::new(0));
+            let exited = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let watcher = {
+                let (pid, exited) = (pid.clone(), exited.clone());
+                std::thread::spawn(move || loop {
+                    let msg = conn.recv();
+                    let group = pid.load(std::sync::atomic::Ordering::SeqCst);
+                    match msg {
+                        Ok(Some(Message::Request(Request::KillGroup))) if group > 0 => {
+                            exec::kill_rest(group)
+                        }
+                        Ok(Some(_)) => {}
+                        _ => {
+                            if group > 0 && !exited.load(std::sync::atomic::Ordering::SeqCst) {
+                                exec::kill_rest(group);
+                            }
+                            return;
+                        }
+                    }
+                })
+            };
+            let publish = |p: i32| pid.store(p, std::sync::atomic::Ordering::SeqCst);
+            // INVARIANT: marked before the Exit frame goes out, so a host
+            // that hangs up right after reading it kills nothing.
+            let exiting = || exited.store(true, std::sync::atomic::Ordering::SeqCst);
+            let result = exec::handle(req, writer, Some(stdout), &publish, &exiting);
+            exiting();
+            let _ = watcher.join();
+            result?;
         }
         Request::AttachOutput {
             token,
@@ -143,7 +169,7 @@ fn serve_one<S: Stream>(stream: S) -> Result<(), ProtoError> {
                     message: "exec needs a non-empty argv".into(),
                 }))?;
             } else {
-                exec::handle(req, writer, None)?;
+                exec::handle(req, writer, None, &|_| {}, &|| {})?;
             }
         }
         Request::Extract { dest } => {

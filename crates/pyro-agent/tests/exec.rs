@@ -345,3 +345,74 @@ fn direct_stdout_meets_its_exec_by_token() {
     out.read_to_end(&mut got).unwrap();
     assert_eq!(got, b"hi\n");
 }
+
+fn direct_exec(agent: &Agent, token: u64, script: &str) -> (Connection<UnixStream>, UnixStream) {
+    let mut out = agent.connect();
+    out.send(&Message::Request(Request::AttachOutput {
+        token,
+        stream: pyro_proto::OutputStream::Stdout,
+    }))
+    .unwrap();
+    assert!(matches!(
+        out.expect().unwrap(),
+        Message::Response(pyro_proto::Response::Done)
+    ));
+    let mut conn = agent.connect();
+    let req = ExecRequest {
+        argv: vec!["sh".into(), "-c".into(), script.into()],
+        env: vec![],
+        cwd: None,
+        timeout_ms: None,
+        direct_output: true,
+        output_token: Some(token),
+    };
+    conn.send(&Message::Request(Request::Exec(req))).unwrap();
+    (conn, out.into_inner())
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z"))
+}
+
+/// A host that hangs up mid-exec (an interrupted `pyro`) takes the command
+/// with it; one that hangs up after the exit leaves background work alone.
+#[test]
+fn hanging_up_kills_a_running_command_but_not_finished_work() {
+    use std::io::{BufRead, BufReader};
+    let agent = Agent::start();
+    let (conn, out) = direct_exec(&agent, 7, "echo $$; sleep 100");
+    let mut line = String::new();
+    BufReader::new(&out).read_line(&mut line).unwrap();
+    let pid: u32 = line.trim().parse().unwrap();
+    assert!(alive(pid));
+    drop(conn);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while alive(pid) {
+        assert!(
+            Instant::now() < deadline,
+            "command survived the host hanging up"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let (mut conn, out) = direct_exec(&agent, 8, "sleep 100 >/dev/null 2>&1 & echo $!");
+    let mut line = String::new();
+    BufReader::new(&out).read_line(&mut line).unwrap();
+    let bg: u32 = line.trim().parse().unwrap();
+    loop {
+        if let Message::Exit(info) = conn.expect().unwrap() {
+            assert_eq!(info.exit_code, 0);
+            break;
+        }
+    }
+    drop(conn);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(alive(bg), "background work was killed after a normal exit");
+    libc_kill(bg as i32);
+}
+
+fn libc_kill(pid: i32) {
+    let _ = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status();
+}

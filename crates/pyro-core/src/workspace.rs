@@ -394,6 +394,8 @@ impl Manager {
             )));
         }
         let env = self.ready_env(&req.environment)?;
+        // Probing (once per host) happens before anything is recorded.
+        let choice = self.choose_accel(&env)?;
         // The whole seed is checked before anything is recorded or booted.
         let seed = match &req.seed_path {
             Some(p) => {
@@ -447,9 +449,13 @@ impl Manager {
             now(),
         )?;
         let _lock = self.lock_workspace(&id)?;
+        if choice.accelerator == Accel::Tcg {
+            progress(&format!("notice: {}", choice.reason));
+        }
         progress(&format!(
-            "phase=boot workspace_id={id} environment={}",
-            req.environment
+            "phase=boot workspace_id={id} environment={} accelerator={}",
+            req.environment,
+            choice.accelerator.as_str()
         ));
         let record_pids = |rt: Runtime| -> Result<(), Error> {
             Ok(store.set_state(
