@@ -18,6 +18,8 @@ use crate::spawn::{spawn, SpawnError};
 /// and syscalls when output is fast; a read returns whatever is there, so
 /// interactive output is not delayed.
 const READ_CHUNK: usize = 256 * 1024;
+/// Read size for stderr.
+const STDERR_CHUNK: usize = 16 * 1024;
 /// Pipe capacity asked for, so a fast writer fills big frames.
 const PIPE_SIZE: i32 = 1024 * 1024;
 
@@ -72,9 +74,16 @@ pub fn handle(
             let done = done_tx.clone();
             std::thread::spawn(move || {
                 use std::os::fd::AsRawFd;
-                // SAFETY: fcntl on our own pipe fd; failure just keeps the default size.
-                unsafe { libc::fcntl(pipe.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE_SIZE) };
-                let mut buf = vec![0u8; READ_CHUNK];
+                // Only stdout is worth big frames; stderr is usually a few
+                // lines, and every allocation costs on an emulated guest.
+                let chunk = if is_stdout {
+                    // SAFETY: fcntl on our own pipe fd; failure keeps the default size.
+                    unsafe { libc::fcntl(pipe.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE_SIZE) };
+                    READ_CHUNK
+                } else {
+                    STDERR_CHUNK
+                };
+                let mut buf = vec![0u8; chunk];
                 loop {
                     let n = match pipe.read(&mut buf) {
                         Ok(0) => break,
