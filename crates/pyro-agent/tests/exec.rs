@@ -302,33 +302,8 @@ fn uploads_unpack_safely() {
 fn direct_stdout_meets_its_exec_by_token() {
     use std::io::Read;
     let agent = Agent::start();
-    let token = 0x5eed_u64;
-    let mut out = agent.connect();
-    out.send(&Message::Request(Request::AttachOutput {
-        token,
-        stream: pyro_proto::OutputStream::Stdout,
-    }))
-    .unwrap();
-    assert!(matches!(
-        out.expect().unwrap(),
-        Message::Response(pyro_proto::Response::Done)
-    ));
-    let mut out = out.into_inner();
-
-    let mut conn = agent.connect();
-    let req = ExecRequest {
-        argv: vec![
-            "sh".into(),
-            "-c".into(),
-            "echo hi; echo err >&2; sleep 100 & exit 4".into(),
-        ],
-        env: vec![],
-        cwd: None,
-        timeout_ms: None,
-        direct_output: true,
-        output_token: Some(token),
-    };
-    conn.send(&Message::Request(Request::Exec(req))).unwrap();
+    let (mut conn, mut out) =
+        direct_exec(&agent, 0x5eed, "echo hi; echo err >&2; sleep 100 & exit 4");
     let mut err = Vec::new();
     let info = loop {
         match conn.expect().unwrap() {
