@@ -7,28 +7,14 @@ TARGET := x86_64-unknown-linux-gnu
 AGENT := target/$(TARGET)/release/pyro-agent
 PYRO := target/release/pyro
 VHOST_DEVICE_VSOCK_VERSION := 0.3.0
-APT_PACKAGES := qemu-system-x86 qemu-utils mmdebstrap e2fsprogs ca-certificates cpio
-SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Environments built by the tests are cached here and reused across runs.
 export PYRO_TEST_CACHE_DIR ?= $(CURDIR)/target/pyro-test-cache
 
 .PHONY: setup build agent check lint test smoke demo bench clean
 
-## setup: install system packages and cargo tools (idempotent, quick when done)
+## setup: install system packages and cargo tools, then check each tool (idempotent)
 setup:
-	@missing=""; for p in $(APT_PACKAGES); do \
-	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
-	done; \
-	if [ -n "$$missing" ]; then \
-	  echo "setup: installing$$missing"; \
-	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
-	fi
-	@if [ "$$(vhost-device-vsock --version 2>/dev/null)" != "vhost-device-vsock $(VHOST_DEVICE_VSOCK_VERSION)" ]; then \
-	  echo "setup: installing vhost-device-vsock $(VHOST_DEVICE_VSOCK_VERSION)"; \
-	  $(CARGO) install --locked vhost-device-vsock --version $(VHOST_DEVICE_VSOCK_VERSION); \
-	fi
-	@echo "setup: done"
+	@CARGO=$(CARGO) VHOST_DEVICE_VSOCK_VERSION=$(VHOST_DEVICE_VSOCK_VERSION) scripts/setup.sh
 
 ## agent: the static guest agent (PID 1 of every guest)
 agent:

@@ -5,6 +5,7 @@ use std::ffi::CString;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::features::{self, Features};
 use crate::log::log;
 use crate::{modules, net, reaper, server, vsock};
 
@@ -18,11 +19,16 @@ struct BootOptions {
     root: Option<String>,
     probe: bool,
     net: bool,
+    /// `pyro.disable_features=a,b`: act like an agent without them.
+    disabled_features: Vec<String>,
 }
 
 fn boot_options() -> BootOptions {
     let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
-    let mut opts = BootOptions::default();
+    let mut opts = BootOptions {
+        disabled_features: features::disabled_in_cmdline(&cmdline),
+        ..BootOptions::default()
+    };
     for word in cmdline.split_whitespace() {
         match word.split_once('=') {
             Some(("pyro.root", v)) => opts.root = Some(v.to_string()),
@@ -163,15 +169,20 @@ pub fn run_as_init() -> ! {
         }
     }
 
+    let features = std::sync::Arc::new(Features::without(&opts.disabled_features));
+    if !features.disabled().is_empty() {
+        log!("features disabled: {}", features.disabled().join(","));
+    }
     let listener = match vsock::Listener::bind(pyro_proto::AGENT_PORT) {
         Ok(l) => l,
         Err(e) => fail("listening on vsock", e),
     };
-    announce_ready();
+    announce_ready(&features);
     loop {
         match listener.accept() {
             Ok(stream) => {
-                std::thread::spawn(move || server::handle_connection(stream));
+                let features = features.clone();
+                std::thread::spawn(move || server::handle_connection(stream, &features));
             }
             Err(e) => {
                 log!("accept failed: {e}");
@@ -182,10 +193,10 @@ pub fn run_as_init() -> ! {
 }
 
 /// Tells the host the agent is serving by connecting back once.
-fn announce_ready() {
+fn announce_ready(features: &Features) {
     match vsock::connect(vsock::HOST_CID, pyro_proto::READY_PORT) {
         Ok(mut stream) => {
-            if let Err(e) = server::ready_message().encode(&mut stream) {
+            if let Err(e) = server::ready_message(features).encode(&mut stream) {
                 log!("ready notice failed: {e}");
             }
         }

@@ -5,11 +5,14 @@
 //! switches into it, and then serves the [`pyro_proto`] protocol on vsock,
 //! reaping every zombie that ends up parented to it.
 //!
-//! `pyro-agent --listen-unix PATH` serves the same protocol on a unix socket
-//! without touching the system, which lets the exec handler be exercised on
-//! the host.
+//! `pyro-agent --listen-unix PATH [--disable-features a,b]` serves the same
+//! protocol on a unix socket without touching the system, which lets the
+//! handlers be exercised on the host. `--disable-features` plays the part of
+//! `pyro.disable_features=a,b` on a guest's kernel command line (see
+//! `features`): the agent acts as if it lacked those features.
 
 mod exec;
+mod features;
 mod init;
 mod log;
 mod modules;
@@ -28,12 +31,20 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
         Some("--listen-unix") => {
-            let Some(path) = args.get(2) else {
-                eprintln!("usage: pyro-agent --listen-unix PATH");
-                return ExitCode::from(2);
+            let usage = || {
+                eprintln!("usage: pyro-agent --listen-unix PATH [--disable-features a,b]");
+                ExitCode::from(2)
+            };
+            let (path, features) = match &args[2..] {
+                [path] => (path, features::Features::all()),
+                [path, flag, list] if flag == "--disable-features" => (
+                    path,
+                    features::Features::without(&list.split(',').collect::<Vec<_>>()),
+                ),
+                _ => return usage(),
             };
             reaper::start();
-            match server::serve_unix(path) {
+            match server::serve_unix(path, features) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("pyro-agent: {e}");

@@ -5,11 +5,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use pyro_proto::{
-    Connection, ErrorCode, Hello, Message, OutputStream, ProtoError, RemoteError, Request,
-    Response, PROTOCOL_VERSION,
+    check_peer_hello, Connection, ErrorCode, Message, OutputStream, ProtoError, RemoteError,
+    Request, Response,
 };
 
 use crate::exec::{self, SharedWriter};
+use crate::features::Features;
 use crate::log::log;
 
 static STARTED: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
@@ -40,56 +41,67 @@ impl Stream for std::fs::File {
     }
 }
 
-fn hello() -> Message {
-    Message::Hello(Hello {
-        protocol_version: PROTOCOL_VERSION,
-        peer: format!("pyro-agent {}", env!("CARGO_PKG_VERSION")),
-    })
-}
-
 /// Message the agent sends when it connects back to say it is ready.
-pub fn ready_message() -> Message {
-    hello()
+pub fn ready_message(features: &Features) -> Message {
+    features.hello()
 }
 
-/// Serves one connection: handshake, one request, answer.
-pub fn handle_connection<S: Stream>(stream: S) {
+/// Serves one connection: handshake, one request, answer. Only `features`
+/// are advertised and served.
+pub fn handle_connection<S: Stream>(stream: S, features: &Features) {
     STARTED.get_or_init(Instant::now);
-    if let Err(e) = serve_one(stream) {
+    if let Err(e) = serve_one(stream, features) {
         // A host that disconnects mid-request is routine; note it and move on.
         log!("connection ended: {e}");
     }
 }
 
-fn serve_one<S: Stream>(stream: S) -> Result<(), ProtoError> {
+fn serve_one<S: Stream>(stream: S, features: &Features) -> Result<(), ProtoError> {
     let writer: SharedWriter = Arc::new(Mutex::new(stream.try_clone_box()?));
     let mut conn = Connection::new(stream);
     match conn.expect()? {
-        Message::Hello(h) if h.protocol_version == PROTOCOL_VERSION => conn.send(&hello())?,
-        Message::Hello(h) => {
-            conn.send(&Message::Error(RemoteError {
-                code: ErrorCode::VersionMismatch,
-                message: format!(
-                    "host speaks protocol {}, agent speaks {PROTOCOL_VERSION}; pull the environment again with this pyro",
-                    h.protocol_version
-                ),
-            }))?;
-            return Ok(());
-        }
+        Message::Hello(h) => match check_peer_hello(&h) {
+            Ok(()) => conn.send(&features.hello())?,
+            Err(e) => {
+                let message = match e {
+                    ProtoError::VersionMismatch { ours, theirs } => format!(
+                        "the host speaks protocol {theirs}, this guest agent speaks {ours}; \
+                         pull the environment again with this pyro"
+                    ),
+                    e => e.to_string(),
+                };
+                conn.send(&Message::Error(RemoteError::new(
+                    ErrorCode::VersionMismatch,
+                    message,
+                )))?;
+                return Ok(());
+            }
+        },
         other => return Err(ProtoError::Unexpected(other.name())),
     }
     let request = match conn.expect() {
         Ok(Message::Request(r)) => r,
         Ok(other) => return Err(ProtoError::Unexpected(other.name())),
+        // A newer host asking for something this agent never had.
+        Err(ProtoError::UnsupportedOp(op)) => {
+            conn.send(&Message::Error(RemoteError::unsupported(&op)))?;
+            return Ok(());
+        }
         Err(e @ ProtoError::Malformed { .. }) => {
-            conn.send(&Message::Error(RemoteError {
-                code: ErrorCode::BadRequest,
-                message: e.to_string(),
-            }))?;
+            conn.send(&Message::Error(RemoteError::new(
+                ErrorCode::BadRequest,
+                e.to_string(),
+            )))?;
             return Ok(());
         }
         Err(e) => return Err(e),
     };
+    // Answered exactly like an unknown operation, so a disabled feature
+    // reproduces an older agent.
+    if let Some(feature) = features.missing(&request) {
+        conn.send(&Message::Error(RemoteError::unsupported(feature)))?;
+        return Ok(());
+    }
     match request {
         Request::Ping => {
             let uptime_ms = STARTED
@@ -100,10 +112,10 @@ fn serve_one<S: Stream>(stream: S) -> Result<(), ProtoError> {
         }
         Request::Exec(req) if req.output_token.is_some() && !req.argv.is_empty() => {
             let Some(stdout) = exec::await_stdout(req.output_token.unwrap_or_default()) else {
-                conn.send(&Message::Error(RemoteError {
-                    code: ErrorCode::BadRequest,
-                    message: "the stdout connection did not arrive".into(),
-                }))?;
+                conn.send(&Message::Error(RemoteError::new(
+                    ErrorCode::BadRequest,
+                    "the stdout connection did not arrive",
+                )))?;
                 return Ok(());
             };
             // The first connection stays with a watcher: the host may ask
@@ -112,16 +124,22 @@ fn serve_one<S: Stream>(stream: S) -> Result<(), ProtoError> {
             // (interrupted `pyro`) takes the command with it.
             let pid = Arc::new(std::sync::atomic::AtomicI32::new(0));
             let exited = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let kill_group = features.supports(pyro_proto::features::KILL_GROUP);
             let watcher = {
                 let (pid, exited) = (pid.clone(), exited.clone());
                 std::thread::spawn(move || loop {
                     let msg = conn.recv();
                     let group = pid.load(std::sync::atomic::Ordering::SeqCst);
                     match msg {
-                        Ok(Some(Message::Request(Request::KillGroup))) if group > 0 => {
+                        Ok(Some(Message::Request(Request::KillGroup)))
+                            if group > 0 && kill_group =>
+                        {
                             exec::kill_rest(group)
                         }
                         Ok(Some(_)) => {}
+                        // A whole frame this agent cannot use (from a newer
+                        // host): ignore it; the connection is still in step.
+                        Err(ProtoError::UnsupportedOp(_) | ProtoError::Malformed { .. }) => {}
                         _ => {
                             if group > 0 && !exited.load(std::sync::atomic::Ordering::SeqCst) {
                                 exec::kill_rest(group);
@@ -151,23 +169,23 @@ fn serve_one<S: Stream>(stream: S) -> Result<(), ProtoError> {
             stream: OutputStream::Stderr,
             ..
         } => {
-            conn.send(&Message::Error(RemoteError {
-                code: ErrorCode::BadRequest,
-                message: "only stdout can be attached; stderr travels as frames".into(),
-            }))?;
+            conn.send(&Message::Error(RemoteError::new(
+                ErrorCode::BadRequest,
+                "only stdout can be attached; stderr travels as frames",
+            )))?;
         }
         Request::KillGroup => {
-            conn.send(&Message::Error(RemoteError {
-                code: ErrorCode::BadRequest,
-                message: "KillGroup is only valid after a direct-output exec".into(),
-            }))?;
+            conn.send(&Message::Error(RemoteError::new(
+                ErrorCode::BadRequest,
+                "KillGroup is only valid after a direct-output exec",
+            )))?;
         }
         Request::Exec(req) => {
             if req.argv.is_empty() {
-                conn.send(&Message::Error(RemoteError {
-                    code: ErrorCode::BadRequest,
-                    message: "exec needs a non-empty argv".into(),
-                }))?;
+                conn.send(&Message::Error(RemoteError::new(
+                    ErrorCode::BadRequest,
+                    "exec needs a non-empty argv",
+                )))?;
             } else {
                 exec::handle(req, writer, None, &|_| {}, &|| {})?;
             }
@@ -182,14 +200,12 @@ fn serve_one<S: Stream>(stream: S) -> Result<(), ProtoError> {
                     entry_count: stats.entry_count,
                     bytes_written: stats.bytes,
                 }),
-                (Err(e), _) => Message::Error(RemoteError {
-                    code: ErrorCode::BadRequest,
-                    message: e.to_string(),
-                }),
-                (Ok(_), Err(e)) => Message::Error(RemoteError {
-                    code: ErrorCode::Internal,
-                    message: e.to_string(),
-                }),
+                (Err(e), _) => {
+                    Message::Error(RemoteError::new(ErrorCode::BadRequest, e.to_string()))
+                }
+                (Ok(_), Err(e)) => {
+                    Message::Error(RemoteError::new(ErrorCode::Internal, e.to_string()))
+                }
             };
             conn.send(&answer)?;
         }
@@ -236,13 +252,15 @@ fn raw_source<S: Write>(mut stream: S, bytes: u64) -> std::io::Result<()> {
 }
 
 /// Serves on a unix socket (host-side testing of the handler).
-pub fn serve_unix(path: &str) -> std::io::Result<()> {
+pub fn serve_unix(path: &str, features: Features) -> std::io::Result<()> {
     let _ = std::fs::remove_file(path);
     let listener = std::os::unix::net::UnixListener::bind(path)?;
+    let features = Arc::new(features);
     for stream in listener.incoming() {
         match stream {
             Ok(s) => {
-                std::thread::spawn(move || handle_connection(s));
+                let features = features.clone();
+                std::thread::spawn(move || handle_connection(s, &features));
             }
             Err(e) => {
                 log!("accept failed: {e}");

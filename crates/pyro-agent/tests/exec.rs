@@ -2,81 +2,15 @@
 //! handler's contract without booting a guest. (The guest tests in
 //! pyro-cli cover the same paths over vsock.)
 
+mod common;
+
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::Agent;
 use pyro_proto::{
-    Connection, ErrorCode, ExecRequest, ExitInfo, Hello, Message, Request, PROTOCOL_VERSION,
+    features, Connection, ErrorCode, ExecRequest, Hello, Message, Request, PROTOCOL_VERSION,
 };
-
-struct Agent {
-    child: Child,
-    socket: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Agent {
-    fn start() -> Agent {
-        let dir = tempfile::tempdir().unwrap();
-        let socket = dir.path().join("agent.sock");
-        let child = Command::new(env!("CARGO_BIN_EXE_pyro-agent"))
-            .arg("--listen-unix")
-            .arg(&socket)
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !socket.exists() {
-            assert!(Instant::now() < deadline, "agent did not listen");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        Agent {
-            child,
-            socket,
-            _dir: dir,
-        }
-    }
-
-    fn connect(&self) -> Connection<UnixStream> {
-        let mut conn = Connection::new(UnixStream::connect(&self.socket).unwrap());
-        conn.client_handshake("test").unwrap();
-        conn
-    }
-
-    fn exec(&self, argv: &[&str], timeout_ms: Option<u64>) -> (Vec<u8>, Vec<u8>, ExitInfo) {
-        self.exec_req(ExecRequest {
-            argv: argv.iter().map(|s| s.to_string()).collect(),
-            env: vec![],
-            cwd: None,
-            timeout_ms,
-            direct_output: false,
-            output_token: None,
-        })
-    }
-
-    fn exec_req(&self, req: ExecRequest) -> (Vec<u8>, Vec<u8>, ExitInfo) {
-        let mut conn = self.connect();
-        conn.send(&Message::Request(Request::Exec(req))).unwrap();
-        let (mut out, mut err) = (Vec::new(), Vec::new());
-        loop {
-            match conn.expect().unwrap() {
-                Message::Stdout(b) => out.extend(b),
-                Message::Stderr(b) => err.extend(b),
-                Message::Exit(info) => return (out, err, info),
-                other => panic!("unexpected {other:?}"),
-            }
-        }
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[test]
 fn exit_codes_and_separate_streams() {
@@ -198,23 +132,22 @@ fn bad_requests_get_errors_and_the_agent_keeps_serving() {
     let agent = Agent::start();
     // Wrong protocol version.
     let mut conn = Connection::new(UnixStream::connect(&agent.socket).unwrap());
-    conn.send(&Message::Hello(Hello {
-        protocol_version: PROTOCOL_VERSION + 1,
-        peer: "future".into(),
-    }))
-    .unwrap();
+    let mut future = Hello::new("future", features::ALL);
+    future.protocol_version = PROTOCOL_VERSION + 1;
+    conn.send(&Message::Hello(future)).unwrap();
     match conn.expect().unwrap() {
         Message::Error(e) => assert_eq!(e.code, ErrorCode::VersionMismatch),
         other => panic!("unexpected {other:?}"),
     }
-    // Malformed request JSON.
+    // Malformed request JSON: a known op without its fields. (An unknown
+    // op is `unsupported`, see tests/negotiation.rs.)
     let mut stream = UnixStream::connect(&agent.socket).unwrap();
     let mut conn = Connection::new(stream.try_clone().unwrap());
     conn.client_handshake("test").unwrap();
     pyro_proto::write_frame(
         &mut stream,
         pyro_proto::FrameKind::Request,
-        b"{\"op\":\"format_disk\"}",
+        b"{\"op\":\"exec\",\"env\":[]}",
     )
     .unwrap();
     match conn.expect().unwrap() {

@@ -135,7 +135,7 @@ impl<T, E: std::fmt::Display> Ctx<T> for Result<T, E> {
 /// A pyro-core error with its hint, if it has one.
 fn core_err(what: &str) -> impl FnOnce(pyro_core::Error) -> String + '_ {
     move |e| match e.hint() {
-        Some(h) => format!("{what}: {e} (hint: {h})"),
+        Some(h) => format!("{what}: {e} (hint: {})", h.render(pyro_core::Surface::Cli)),
         None => format!("{what}: {e}"),
     }
 }
@@ -597,6 +597,8 @@ fn guest_benches(
         kernel: env.kernel(),
         initramfs: env.initramfs(),
         rootfs: env.rootfs(),
+        disk: pyro_vmm::DiskMode::Create,
+        kernel_args: Vec::new(),
         vcpus: 1,
         mem_mib: GUEST_MEM_MIB,
         network: false,
@@ -979,7 +981,12 @@ fn run(args: &Args) -> Result<Value, String> {
     let cli = Cli { pyro: &args.pyro };
 
     let info = m
-        .env_inspect(ENV)
+        .env_inspect(
+            pyro_core::api::EnvironmentParams {
+                environment: ENV.into(),
+            },
+            &mut pyro_core::Quiet,
+        )
         .map_err(core_err("looking up the environment"))?;
     if !info.installed {
         return Err(format!(

@@ -1,6 +1,8 @@
-//! Command-line syntax (clap types only).
+//! Command-line syntax (clap types only). Defaults come from
+//! `pyro_core::defaults`, the same constants the params types use.
 
 use clap::{Args, Parser, Subcommand};
+use pyro_core::defaults;
 
 /// Isolated Linux workspaces inside microVMs.
 #[derive(Debug, Parser)]
@@ -24,6 +26,16 @@ pub enum Command {
     /// Persistent workspaces: create, find, exec, stop, start, delete.
     #[command(subcommand)]
     Workspace(WorkspaceCommand),
+    /// Print the JSON Schema of every operation's params and result (what
+    /// `--json` prints), and of the error object.
+    Schema(SchemaArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SchemaArgs {
+    /// Accepted for symmetry: the schema is always JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -61,16 +73,16 @@ pub struct CreateArgs {
     #[arg(long = "label", value_name = "KEY=VALUE")]
     pub labels: Vec<String>,
     /// Guest vCPUs (1-8).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = defaults::VCPU_COUNT)]
     pub vcpu_count: u32,
     /// Guest memory in MiB (256-32768).
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = defaults::MEM_MIB)]
     pub mem_mib: u32,
     /// Seed /workspace from a host directory or a .tar, .tar.gz or .tgz archive.
     #[arg(long, value_name = "PATH")]
     pub seed_path: Option<std::path::PathBuf>,
     /// Stop the workspace after this many seconds without activity (never deletes).
-    #[arg(long, default_value_t = pyro_core::workspace::DEFAULT_TTL_SECONDS)]
+    #[arg(long, default_value_t = defaults::TTL_SECONDS)]
     pub ttl_seconds: u64,
     /// Print one JSON object.
     #[arg(long, conflicts_with = "id_only")]
@@ -89,7 +101,7 @@ pub struct ListArgs {
     #[arg(long)]
     pub name: Option<String>,
     /// Only workspaces in this state (creating, started, stopped, failed).
-    #[arg(long)]
+    #[arg(long, value_parser = ["creating", "started", "stopped", "failed"])]
     pub state: Option<String>,
     /// At most this many.
     #[arg(long)]
@@ -131,10 +143,10 @@ pub struct ExecArgs {
     /// Workspace id or name.
     pub workspace: String,
     /// Kill the command after this many seconds (exit code 124).
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = defaults::TIMEOUT_SECONDS)]
     pub timeout_seconds: u64,
-    /// Working directory in the guest.
-    #[arg(long, default_value = "/workspace")]
+    /// Working directory in the guest (absolute).
+    #[arg(long, default_value = defaults::WORKSPACE_PATH)]
     pub cwd: String,
     #[command(flatten)]
     pub output: JsonFlag,
@@ -164,7 +176,7 @@ pub struct DemoArgs {
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
     /// Platform to check (only linux-x86_64 exists).
-    #[arg(long, default_value = "linux-x86_64")]
+    #[arg(long, default_value = defaults::PLATFORM)]
     pub platform: String,
     /// Boot the probe guests again instead of using the cached result.
     #[arg(long)]
@@ -209,13 +221,13 @@ pub struct RunArgs {
     /// Environment name, e.g. debian:12.
     pub environment: String,
     /// Guest vCPUs (1-8).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = defaults::VCPU_COUNT)]
     pub vcpu_count: u32,
     /// Guest memory in MiB (256-32768).
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = defaults::MEM_MIB)]
     pub mem_mib: u32,
     /// Kill the command after this many seconds (exit code 124).
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = defaults::TIMEOUT_SECONDS)]
     pub timeout_seconds: u64,
     /// Give the guest outbound networking (QEMU user-mode, no root needed).
     #[arg(long)]

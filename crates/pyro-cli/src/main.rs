@@ -1,4 +1,5 @@
-//! `pyro`: parse, call one Manager method, render. Nothing else.
+//! `pyro`: parse, turn flags into an operation's params, call one Manager
+//! method, render its result. Nothing else.
 
 mod args;
 mod commands;
@@ -9,6 +10,7 @@ mod signals;
 use std::process::ExitCode;
 
 use clap::Parser;
+use pyro_core::{ErrorBody, ErrorCode, ErrorEnvelope};
 
 use crate::args::{Cli, Command, EnvCommand, WorkspaceCommand};
 use crate::exit::Exit;
@@ -17,21 +19,51 @@ use crate::printer::Printer;
 fn main() -> ExitCode {
     // INVARIANT: before any thread exists, so every thread inherits the mask.
     signals::install();
-    let argv: Vec<String> = std::env::args().collect();
+    let raw: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let json = raw
+        .iter()
+        .take_while(|a| a.as_encoded_bytes() != b"--")
+        .any(|a| a.as_encoded_bytes() == b"--json");
+    signals::JSON.store(json, std::sync::atomic::Ordering::Relaxed);
+    // Arguments travel as JSON strings: refuse what is not UTF-8 rather
+    // than guess (or panic in std::env::args).
+    let mut argv = Vec::with_capacity(raw.len());
+    for (i, a) in raw.into_iter().enumerate() {
+        match a.into_string() {
+            Ok(s) => argv.push(s),
+            Err(bad) => {
+                let message = format!(
+                    "argument {i} ({}) is not valid UTF-8; pyro passes arguments as text",
+                    bad.to_string_lossy()
+                );
+                return ExitCode::from(usage_error(json, message).code());
+            }
+        }
+    }
     let cli = match Cli::try_parse_from(&argv) {
         Ok(cli) => cli,
-        Err(e) => return parse_error(e, &argv),
+        Err(e) => return parse_error(e, json),
     };
-    let json = argv
-        .iter()
-        .take_while(|a| a.as_str() != "--")
-        .any(|a| a == "--json");
-    signals::JSON.store(json, std::sync::atomic::Ordering::Relaxed);
     ExitCode::from(dispatch(cli).code())
 }
 
+/// A command-line mistake caught before any operation runs.
+pub(crate) fn usage_error(json: bool, message: String) -> Exit {
+    let printer = Printer { json };
+    if json {
+        printer.json(&ErrorEnvelope::new(ErrorBody {
+            code: ErrorCode::InvalidArgument,
+            message,
+            hint: None,
+        }));
+    } else {
+        printer.usage_error(&message, None);
+    }
+    Exit::Usage
+}
+
 /// clap's errors, as JSON when `--json` was asked for.
-fn parse_error(e: clap::Error, argv: &[String]) -> ExitCode {
+fn parse_error(e: clap::Error, json: bool) -> ExitCode {
     use clap::error::ErrorKind;
     if matches!(
         e.kind(),
@@ -48,35 +80,38 @@ fn parse_error(e: clap::Error, argv: &[String]) -> ExitCode {
             },
         );
     }
-    let before_dashes = argv.iter().take_while(|a| a.as_str() != "--");
-    if before_dashes.into_iter().any(|a| a == "--json") {
-        let message = e.kind().to_string();
-        let detail = e.to_string();
-        let first = detail
-            .lines()
-            .next()
-            .unwrap_or(&message)
-            .trim_start_matches("error: ")
-            .to_string();
-        Printer { json: true }.json(&serde_json::json!({
-            "ok": false,
-            "error": {"code": "invalid_argument", "message": first}
-        }));
-        return ExitCode::from(Exit::Usage.code());
+    if json {
+        // The whole message up to the usage block, on one line.
+        let rendered = e.render().to_string();
+        let message = rendered
+            .split("\n\n")
+            .take_while(|part| !part.starts_with("Usage:") && !part.starts_with("For more"))
+            .map(|part| part.trim().trim_start_matches("error: ").replace('\n', " "))
+            .filter(|part| !part.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        return ExitCode::from(usage_error(true, message).code());
     }
     let _ = e.print();
     ExitCode::from(Exit::Usage.code())
 }
 
 fn dispatch(cli: Cli) -> Exit {
+    if let Command::Schema(_) = cli.command {
+        return commands::schema::run();
+    }
     let manager = match pyro_core::Manager::from_env() {
         Ok(m) => m,
         Err(e) => {
-            Printer { json: false }.error(&e);
+            let printer = Printer {
+                json: signals::JSON.load(std::sync::atomic::Ordering::Relaxed),
+            };
+            printer.error(&e);
             return Exit::from(&e);
         }
     };
     match cli.command {
+        Command::Schema(_) => unreachable!("handled above"),
         Command::Demo(a) => commands::demo::run(&manager, &a),
         Command::Doctor(a) => commands::doctor::run(&manager, &a),
         Command::Env(EnvCommand::List(o)) => commands::env::list(&manager, o.json),

@@ -1,9 +1,10 @@
-//! The one place that decides where output goes: data on stdout, progress
-//! and diagnostics on stderr, JSON or text.
+//! The one place that decides where output goes: results on stdout,
+//! progress and diagnostics on stderr, JSON or text; and the CLI's
+//! progress reporter.
 
 use std::io::Write;
 
-use pyro_core::Error;
+use pyro_core::{Error, ErrorEnvelope, Event, Phase, Progress, Surface};
 use serde::Serialize;
 
 /// Output mode of one command.
@@ -31,19 +32,15 @@ impl Printer {
 
     /// Reports an error in the mode's format.
     pub fn error(&self, err: &Error) {
+        let body = err.body(Surface::Cli);
         if self.json {
-            let mut body =
-                serde_json::json!({"code": err.code().as_str(), "message": err.to_string()});
-            if let Some(h) = err.hint() {
-                body["hint"] = h.into();
-            }
-            self.json(&serde_json::json!({"ok": false, "error": body}));
+            self.json(&ErrorEnvelope::new(body));
         } else {
-            self.usage_error(&err.to_string(), err.hint().as_deref());
+            self.usage_error(&body.message, body.hint.as_deref());
         }
     }
 
-    /// Reports an error given as text.
+    /// Reports an error given as text (`error:` and `hint:` lines).
     pub fn usage_error(&self, message: &str, hint: Option<&str>) {
         let mut text = format!("error: {message}\n");
         if let Some(h) = hint {
@@ -72,5 +69,90 @@ pub fn yes_no(b: bool) -> &'static str {
         "yes"
     } else {
         "no"
+    }
+}
+
+/// Progress of one command on stderr, tagged like `[run]`.
+pub struct CliProgress {
+    /// Tag without brackets.
+    pub tag: &'static str,
+    /// Print phase and notice lines.
+    pub phases: bool,
+    /// Stream the command's output to our stdout/stderr (text mode). When
+    /// false, results capture it instead.
+    pub stream: bool,
+    pull_started: std::time::Instant,
+}
+
+impl CliProgress {
+    /// A reporter for text mode (phases and output) or JSON mode (nothing
+    /// but what the result carries).
+    pub fn new(tag: &'static str, json: bool) -> Self {
+        CliProgress {
+            tag,
+            phases: !json,
+            stream: !json,
+            pull_started: std::time::Instant::now(),
+        }
+    }
+}
+
+impl Progress for CliProgress {
+    fn event(&mut self, event: Event<'_>) {
+        let tag = self.tag;
+        match event {
+            Event::Pull { environment, phase } => {
+                // Builds take minutes: always say what is going on.
+                self.pull_started = std::time::Instant::now();
+                write_err(
+                    format!(
+                        "[pull] phase={} environment={environment}\n",
+                        phase.as_str()
+                    )
+                    .as_bytes(),
+                );
+            }
+            Event::PullLine(line) => {
+                let line = line.trim();
+                if !line.is_empty() {
+                    let secs = self.pull_started.elapsed().as_secs();
+                    write_err(format!("[pull]   +{secs}s {line}\n").as_bytes());
+                }
+            }
+            _ if !self.phases => {}
+            Event::Notice(text) => write_err(format!("[{tag}] notice: {text}\n").as_bytes()),
+            Event::Phase {
+                phase,
+                id,
+                environment,
+            } => {
+                let line = match phase {
+                    Phase::Create => {
+                        format!("[{tag}] phase=create environment={environment} vm_id={id}\n")
+                    }
+                    // `run` says start for boot, as the 3.x CLI did.
+                    Phase::Boot if tag == "run" => format!("[{tag}] phase=start vm_id={id}\n"),
+                    _ if tag == "run" => format!("[{tag}] phase={} vm_id={id}\n", phase.as_str()),
+                    _ => format!(
+                        "[{tag}] phase={} workspace_id={id} environment={environment}\n",
+                        phase.as_str()
+                    ),
+                };
+                write_err(line.as_bytes());
+            }
+        }
+    }
+    fn stdout(&mut self, chunk: &[u8]) {
+        if self.stream {
+            write_out(chunk);
+        }
+    }
+    fn stderr(&mut self, chunk: &[u8]) {
+        if self.stream {
+            write_err(chunk);
+        }
+    }
+    fn capture_output(&self) -> bool {
+        !self.stream
     }
 }

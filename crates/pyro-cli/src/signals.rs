@@ -1,7 +1,11 @@
-//! SIGINT/SIGTERM/SIGHUP: tear down this process's guests, then exit.
+//! SIGINT/SIGTERM/SIGHUP: let core clean up what the interrupted operation
+//! leaves, say what it did, then exit.
 //!
 //! The signals are blocked in every thread and taken by one thread with
-//! `sigwait`, so teardown runs as ordinary code, not in a signal handler.
+//! `sigwait`, so clean-up runs as ordinary code, not in a signal handler.
+//! Children (QEMU, the sidecar) get a clean mask back when they start.
+
+use pyro_core::{ErrorBody, ErrorCode, ErrorEnvelope};
 
 fn set() -> libc::sigset_t {
     // SAFETY: sigset_t is plain data initialised by sigemptyset.
@@ -29,13 +33,13 @@ pub fn install() {
             let mut sig = 0;
             // SAFETY: valid pointers.
             unsafe { libc::sigwait(&s, &mut sig) };
-            pyro_vmm::live::teardown_all();
-            let message = "interrupted; the guest was stopped and its files removed";
+            let message = pyro_core::interrupt::handle();
             if JSON.load(std::sync::atomic::Ordering::Relaxed) {
-                let code = pyro_core::ErrorCode::Interrupted.as_str();
-                crate::printer::Printer { json: true }.json(
-                    &serde_json::json!({"ok": false, "error": {"code": code, "message": message}}),
-                );
+                crate::printer::Printer { json: true }.json(&ErrorEnvelope::new(ErrorBody {
+                    code: ErrorCode::Interrupted,
+                    message,
+                    hint: None,
+                }));
             } else {
                 crate::printer::write_err(format!("pyro: {message}\n").as_bytes());
             }

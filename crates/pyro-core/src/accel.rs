@@ -13,6 +13,7 @@ use pyro_vmm::tools::KvmAccess;
 use pyro_vmm::Accel;
 use serde::{Deserialize, Serialize};
 
+use crate::api::{HostProbeReport, ProbeReport};
 use crate::{Error, Manager};
 
 /// A KVM guest reaches the agent in well under a second; anything slower
@@ -47,8 +48,29 @@ pub struct HostProbe {
     pub probed_at: f64,
 }
 
+impl HostProbe {
+    /// As shown to users.
+    pub fn report(&self) -> HostProbeReport {
+        let one = |r: &ProbeResult| ProbeReport {
+            accelerator: r.accel.into(),
+            boots: r.boots,
+            first_output_ms: r.first_output_ms,
+            boot_ms: r.boot_ms,
+            detail: r.detail.clone(),
+        };
+        HostProbeReport {
+            host_kernel: self.key.host_kernel.clone(),
+            qemu_version: self.key.qemu_version.clone(),
+            guest_kernel_sha256: self.key.guest_kernel_sha256.clone(),
+            kvm: self.kvm.as_ref().map(one),
+            tcg: self.tcg.as_ref().map(one),
+            probed_at: self.probed_at,
+        }
+    }
+}
+
 /// The accelerator guests will use, and why.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct AccelChoice {
     /// kvm or tcg.
     pub accelerator: Accel,
@@ -140,7 +162,9 @@ impl Manager {
             tcg,
             probed_at: crate::now(),
         };
-        let tmp = self.probe_path().with_extension("json.tmp");
+        let tmp = self
+            .probe_path()
+            .with_extension(format!("json.{}.tmp", std::process::id()));
         std::fs::write(
             &tmp,
             serde_json::to_string_pretty(&probe).unwrap_or_default(),

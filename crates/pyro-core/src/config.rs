@@ -7,6 +7,7 @@
 //! | `PYRO_AGENT_PATH` | the static guest agent; default `pyro-agent` beside the `pyro` binary |
 //! | `PYRO_DEBIAN_MIRROR` | mirror for `env pull` (URI, sources line or file); default: mmdebstrap's |
 //! | `PYRO_ACCEL` | `kvm` or `tcg`, skipping the probe |
+//! | `PYRO_TEST_AGENT_DISABLE_FEATURES` | tests only: comma-separated protocol features the agent of guests booted now pretends not to know (simulates a guest booted by an older pyro) |
 
 use std::path::{Path, PathBuf};
 
@@ -27,6 +28,8 @@ pub struct Config {
     pub mirror: Option<String>,
     /// Forced accelerator.
     pub accel: Option<Accel>,
+    /// Tests only: protocol features new guests' agents leave out.
+    pub agent_disable_features: Option<String>,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -68,7 +71,22 @@ impl Config {
                 .unwrap_or_else(default_agent_path),
             mirror: var("PYRO_DEBIAN_MIRROR"),
             accel,
+            agent_disable_features: var("PYRO_TEST_AGENT_DISABLE_FEATURES"),
         })
+    }
+
+    /// A configuration under a scratch directory, for unit tests.
+    #[doc(hidden)]
+    pub fn for_tests() -> Config {
+        let root = std::env::temp_dir().join(format!("pyro-core-test-{}", std::process::id()));
+        Config {
+            state_dir: root.join("state"),
+            cache_dir: root.join("cache"),
+            agent_path: root.join("pyro-agent"),
+            mirror: None,
+            accel: None,
+            agent_disable_features: None,
+        }
     }
 }
 

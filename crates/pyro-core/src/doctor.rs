@@ -3,54 +3,19 @@
 //! Works when nothing else does: every check catches its own failure and
 //! turns it into an issue, so the report always comes out.
 
-use std::path::PathBuf;
-
 use pyro_env::CATALOG;
 use pyro_vmm::probe::ProbeResult;
 use pyro_vmm::tools::{kernel_vhost_vsock, KvmAccess, Tool};
 use pyro_vmm::Accel;
-use serde::Serialize;
 
-use crate::accel::{choice_from_probe, HostProbe};
+use crate::accel::choice_from_probe;
+use crate::api::{
+    AgentReport, CacheReport, CachedEnv, Capabilities, DoctorParams, DoctorReport,
+    FirecrackerReport, KvmReport, NetworkingReport, ToolReport, VsockReport,
+};
 use crate::envs::PLATFORM;
-use crate::Manager;
-
-/// KVM device access plus whether a KVM guest really boots.
-#[derive(Debug, Clone, Serialize)]
-pub struct KvmReport {
-    /// `/dev/kvm` exists.
-    pub exists: bool,
-    /// Readable by us.
-    pub readable: bool,
-    /// Writable by us.
-    pub writable: bool,
-    /// A KVM guest booted before the deadline (`null` when not probed).
-    pub boots: Option<bool>,
-    /// Why it did not, when it did not.
-    pub detail: Option<String>,
-}
-
-/// Transport to the guest agent.
-#[derive(Debug, Clone, Serialize)]
-pub struct VsockReport {
-    /// `/dev/vhost-vsock` is usable.
-    pub kernel_vhost_vsock: bool,
-    /// The vhost-device-vsock sidecar is installed.
-    pub sidecar: bool,
-    /// What pyro will use (`vhost-device-vsock`), or `null`.
-    pub transport: Option<String>,
-}
-
-/// Tool presence and version.
-#[derive(Debug, Clone, Serialize)]
-pub struct ToolReport {
-    /// Found.
-    pub present: bool,
-    /// Path.
-    pub path: Option<PathBuf>,
-    /// Version line.
-    pub version: Option<String>,
-}
+use crate::progress::Progress;
+use crate::{Error, Manager};
 
 impl From<&Tool> for ToolReport {
     fn from(t: &Tool) -> Self {
@@ -60,112 +25,6 @@ impl From<&Tool> for ToolReport {
             version: t.version.clone(),
         }
     }
-}
-
-/// Firecracker status; reported, not used.
-#[derive(Debug, Clone, Serialize)]
-pub struct FirecrackerReport {
-    /// Presence and version.
-    #[serde(flatten)]
-    pub tool: ToolReport,
-    /// Whether pyro can use it.
-    pub usable: bool,
-    /// Why not.
-    pub reason: String,
-}
-
-/// What guests can do here.
-#[derive(Debug, Clone, Serialize)]
-pub struct Capabilities {
-    /// A guest boots (with the chosen accelerator).
-    pub vm_boot: bool,
-    /// Commands can run in a guest through the agent.
-    pub guest_exec: bool,
-    /// Guests can get outbound networking (QEMU user-mode).
-    pub guest_network: bool,
-    /// Why something is false, when it is.
-    pub reason: Option<String>,
-}
-
-/// Networking facts.
-#[derive(Debug, Clone, Serialize)]
-pub struct NetworkingReport {
-    /// Off unless `--network` is given.
-    pub enabled_by_default: bool,
-    /// QEMU user-mode networking (no root, no TAP).
-    pub mode: String,
-    /// QEMU has the user-mode network backend.
-    pub user_netdev_available: bool,
-}
-
-/// One environment's install status.
-#[derive(Debug, Clone, Serialize)]
-pub struct CachedEnv {
-    /// Name.
-    pub name: String,
-    /// Version.
-    pub version: String,
-    /// Installed.
-    pub installed: bool,
-}
-
-/// Environment cache state.
-#[derive(Debug, Clone, Serialize)]
-pub struct CacheReport {
-    /// Cache dir.
-    pub dir: PathBuf,
-    /// Catalog entries and whether they are installed.
-    pub environments: Vec<CachedEnv>,
-}
-
-/// The guest agent binary.
-#[derive(Debug, Clone, Serialize)]
-pub struct AgentReport {
-    /// Where it is expected.
-    pub path: PathBuf,
-    /// Whether it is there.
-    pub present: bool,
-}
-
-/// The whole report.
-#[derive(Debug, Clone, Serialize)]
-pub struct DoctorReport {
-    /// Host platform.
-    pub platform: String,
-    /// PASS when guests can boot and run commands here.
-    pub runtime_ok: bool,
-    /// Problems that make runtime_ok false, each with its fix.
-    pub issues: Vec<String>,
-    /// Things worth knowing that do not fail the runtime.
-    pub warnings: Vec<String>,
-    /// KVM.
-    pub kvm: KvmReport,
-    /// Accelerator guests will use.
-    pub accelerator: Accel,
-    /// Why that one.
-    pub accelerator_reason: String,
-    /// QEMU.
-    pub qemu: ToolReport,
-    /// qemu-img.
-    pub qemu_img: ToolReport,
-    /// vhost-device-vsock.
-    pub vhost_device_vsock: ToolReport,
-    /// Firecracker.
-    pub firecracker: FirecrackerReport,
-    /// vsock transport.
-    pub vsock: VsockReport,
-    /// Guest agent.
-    pub agent: AgentReport,
-    /// Environment cache.
-    pub environment_cache: CacheReport,
-    /// Capabilities.
-    pub capabilities: Capabilities,
-    /// Networking.
-    pub networking: NetworkingReport,
-    /// State dir.
-    pub state_dir: PathBuf,
-    /// Raw probe results, when a probe ran or was cached.
-    pub probe: Option<HostProbe>,
 }
 
 fn user_netdev(qemu: &Tool) -> bool {
@@ -183,8 +42,20 @@ fn user_netdev(qemu: &Tool) -> bool {
 
 impl Manager {
     /// Diagnoses the host. Boots probe guests once per host (cached);
-    /// `refresh` forces new probes.
-    pub fn doctor(&self, refresh: bool) -> DoctorReport {
+    /// `refresh` forces new probes. Never fails for a host problem: those
+    /// are issues in the report.
+    pub fn doctor(
+        &self,
+        p: DoctorParams,
+        _progress: &mut dyn Progress,
+    ) -> Result<DoctorReport, Error> {
+        if p.platform != PLATFORM {
+            return Err(Error::InvalidArgument(format!(
+                "unsupported platform '{}'; expected {PLATFORM}",
+                p.platform
+            )));
+        }
+        let refresh = p.refresh;
         let tools = self.tools();
         let mut issues = Vec::new();
         let mut warnings = Vec::new();
@@ -202,13 +73,15 @@ impl Manager {
         if !sidecar {
             issues.push("vhost-device-vsock is not installed; run `make setup` or `cargo install vhost-device-vsock`".into());
         }
-        let agent_present = self.config().agent_path.is_file();
-        if !agent_present {
+        let agent_path = &self.config().agent_path;
+        let agent_present = agent_path.is_file();
+        let agent_check = pyro_env::check_agent(agent_path);
+        if let Err(e) = &agent_check {
             issues.push(format!(
-                "guest agent not found at {}; run `make build` or set PYRO_AGENT_PATH",
-                self.config().agent_path.display()
+                "{e}; build it with `make build` or set PYRO_AGENT_PATH to a statically linked pyro-agent"
             ));
         }
+        let agent_ok = agent_check.is_ok();
         if !access.exists {
             warnings.push("/dev/kvm is not available on this host; guests run under TCG software emulation (slow)".into());
         } else if !access.usable() {
@@ -257,7 +130,7 @@ impl Manager {
             ),
         };
         let vm_boot = booted.unwrap_or(false);
-        let guest_exec = vm_boot && sidecar && agent_present;
+        let guest_exec = vm_boot && sidecar && agent_ok;
         let user_net = user_netdev(&tools.qemu);
         let reason = if !vm_boot {
             Some(if env.is_none() {
@@ -272,7 +145,7 @@ impl Manager {
         } else {
             None
         };
-        DoctorReport {
+        Ok(DoctorReport {
             platform: PLATFORM.into(),
             runtime_ok: issues.is_empty(),
             issues,
@@ -291,7 +164,7 @@ impl Manager {
                         .then(|| "/dev/kvm is not usable, nothing to probe".into())
                 }),
             },
-            accelerator,
+            accelerator: accelerator.into(),
             accelerator_reason,
             qemu: (&tools.qemu).into(),
             qemu_img: (&tools.qemu_img).into(),
@@ -307,8 +180,9 @@ impl Manager {
                 transport: sidecar.then(|| "vhost-device-vsock".to_string()),
             },
             agent: AgentReport {
-                path: self.config().agent_path.clone(),
+                path: agent_path.clone(),
                 present: agent_present,
+                static_binary: agent_present.then_some(agent_ok),
             },
             environment_cache: CacheReport {
                 dir: self.config().cache_dir.clone(),
@@ -333,7 +207,7 @@ impl Manager {
                 user_netdev_available: user_net,
             },
             state_dir: self.config().state_dir.clone(),
-            probe,
-        }
+            probe: probe.as_ref().map(|p| p.report()),
+        })
     }
 }

@@ -1,91 +1,16 @@
 //! Environment operations: list, inspect, pull, prune.
 
-use std::path::PathBuf;
+use pyro_env::{catalog, CatalogEntry, InstalledEnv, PullOptions, CATALOG, CATALOG_VERSION};
 
-use pyro_env::{
-    catalog, CatalogEntry, InstalledEnv, PullOptions, PullReporter, CATALOG, CATALOG_VERSION,
+use crate::api::{
+    ArtifactDigests, EnvPullParams, EnvironmentInfo, EnvironmentList, EnvironmentParams, NoParams,
+    PruneResult,
 };
-use serde::Serialize;
-
+use crate::progress::{Progress, PullSink};
 use crate::{Error, Manager};
 
 /// Platform every environment targets.
-pub const PLATFORM: &str = "linux-x86_64";
-
-/// sha256 of each artifact of an install.
-#[derive(Debug, Clone, Serialize)]
-pub struct ArtifactDigests {
-    /// Kernel image.
-    pub kernel_sha256: String,
-    /// Initramfs.
-    pub initramfs_sha256: String,
-    /// Root image.
-    pub rootfs_sha256: String,
-}
-
-/// Everything known about one environment (`env inspect`, and each item of
-/// `env list`).
-#[derive(Debug, Clone, Serialize)]
-pub struct EnvironmentInfo {
-    /// Catalog name.
-    pub name: String,
-    /// Recipe version.
-    pub version: String,
-    /// One-line description.
-    pub description: String,
-    /// Packages users can count on.
-    pub default_packages: Vec<String>,
-    /// Distribution.
-    pub distribution: String,
-    /// Distribution version.
-    pub distribution_version: String,
-    /// Guest platform.
-    pub platform: String,
-    /// Catalog version.
-    pub catalog_version: String,
-    /// Whether a complete install exists.
-    pub installed: bool,
-    /// The pyro cache dir.
-    pub cache_dir: PathBuf,
-    /// Where the install lives (or would).
-    pub install_dir: PathBuf,
-    /// Manifest path, when installed.
-    pub install_manifest: Option<PathBuf>,
-    /// Kernel path, when installed.
-    pub kernel_image: Option<PathBuf>,
-    /// Initramfs path, when installed.
-    pub initramfs_image: Option<PathBuf>,
-    /// Root image path, when installed.
-    pub rootfs_image: Option<PathBuf>,
-    /// How it was built (`debian-packages`), when installed.
-    pub source: Option<String>,
-    /// Mirror it was built from, when installed.
-    pub mirror: Option<String>,
-    /// Guest kernel release, when installed.
-    pub kernel_release: Option<String>,
-    /// When it was built, when installed.
-    pub built_at: Option<f64>,
-    /// Artifact digests, when installed.
-    pub artifacts: Option<ArtifactDigests>,
-}
-
-/// `env list` result.
-#[derive(Debug, Clone, Serialize)]
-pub struct EnvironmentList {
-    /// Catalog version.
-    pub catalog_version: String,
-    /// Every environment, sorted by name.
-    pub environments: Vec<EnvironmentInfo>,
-}
-
-/// `env prune` result.
-#[derive(Debug, Clone, Serialize)]
-pub struct PruneResult {
-    /// Removed directory names, sorted.
-    pub deleted_environment_dirs: Vec<String>,
-    /// How many.
-    pub count: usize,
-}
+pub const PLATFORM: &str = crate::api::defaults::PLATFORM;
 
 impl Manager {
     fn describe(
@@ -127,7 +52,11 @@ impl Manager {
     }
 
     /// All catalog environments with their install status.
-    pub fn env_list(&self) -> Result<EnvironmentList, Error> {
+    pub fn env_list(
+        &self,
+        _params: NoParams,
+        _progress: &mut dyn Progress,
+    ) -> Result<EnvironmentList, Error> {
         let environments = CATALOG
             .iter()
             .map(|e| Ok(self.describe(e, self.env_cache().installed(e.name)?.as_ref())))
@@ -139,29 +68,40 @@ impl Manager {
     }
 
     /// One environment. Read-only.
-    pub fn env_inspect(&self, name: &str) -> Result<EnvironmentInfo, Error> {
-        let entry = catalog::find(name)?;
-        Ok(self.describe(entry, self.env_cache().installed(name)?.as_ref()))
+    pub fn env_inspect(
+        &self,
+        p: EnvironmentParams,
+        _progress: &mut dyn Progress,
+    ) -> Result<EnvironmentInfo, Error> {
+        let entry = catalog::find(&p.environment)?;
+        Ok(self.describe(entry, self.env_cache().installed(&p.environment)?.as_ref()))
     }
 
     /// Builds and installs an environment (instant when installed).
     pub fn env_pull(
         &self,
-        name: &str,
-        force: bool,
-        reporter: &mut dyn PullReporter,
+        p: EnvPullParams,
+        progress: &mut dyn Progress,
     ) -> Result<EnvironmentInfo, Error> {
         let opts = PullOptions {
-            force,
+            force: p.force,
             mirror: self.config().mirror.clone(),
             agent: self.config().agent_path.clone(),
         };
-        let installed = self.env_cache().pull(name, &opts, reporter)?;
+        let mut sink = PullSink {
+            progress,
+            environment: &p.environment,
+        };
+        let installed = self.env_cache().pull(&p.environment, &opts, &mut sink)?;
         Ok(self.describe(installed.entry, Some(&installed)))
     }
 
     /// Removes partial builds and stale installs.
-    pub fn env_prune(&self) -> Result<PruneResult, Error> {
+    pub fn env_prune(
+        &self,
+        _params: NoParams,
+        _progress: &mut dyn Progress,
+    ) -> Result<PruneResult, Error> {
         let deleted = self.env_cache().prune()?;
         Ok(PruneResult {
             count: deleted.len(),

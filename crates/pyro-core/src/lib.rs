@@ -1,36 +1,45 @@
 //! pyro-core: the [`Manager`], the one place where pyro's behaviour lives.
 //!
-//! The CLI, the MCP server and the Python SDK are thin adapters: they parse
-//! input, call one `Manager` method and render its typed result. Every
-//! result type here serializes to the JSON all three surfaces share.
+//! The CLI, the MCP server and the Python SDK are thin adapters: they turn
+//! their input into an operation's params, call one `Manager` method and
+//! render its typed result. Every operation has the same shape,
+//! `fn op(&self, params, &mut dyn Progress) -> Result<Output, Error>`, and
+//! is listed in [`api::OPERATIONS`] with its JSON Schemas.
 //!
+//! - [`api`]: params and result types of every operation (the contract).
+//! - [`error`]: the error type, stable codes, hints as data.
+//! - [`progress`]: how operations report phases and stream output.
 //! - [`config`]: state and cache directories, agent location, overrides.
-//! - [`error`]: the error type, its stable codes and hints.
-//! - [`envs`]: environment list / inspect / pull / prune.
-//! - [`run`]: one-shot runs (boot, exec, tear down).
-//! - [`doctor`]: host diagnostics.
-//! - [`accel`]: choosing KVM or TCG from a cached boot probe.
-//! - [`workspace`]: persistent workspaces (create, find, exec, stop/start).
+//! - `envs`, `doctor`, `accel`: environments, host diagnostics, KVM or TCG.
+//! - `guest`: the one boot / ready / exec path for runs and workspaces.
+//! - `run`: one-shot runs.
+//! - `workspace`: persistent workspaces, split by concern.
+//! - [`interrupt`]: what an interrupted operation cleans up.
 #![deny(missing_docs)]
 
 pub mod accel;
+pub mod api;
 pub mod config;
-pub mod doctor;
-pub mod envs;
+mod doctor;
+mod envs;
 pub mod error;
+mod guest;
 mod ids;
+pub mod interrupt;
 mod manager;
-mod output;
-pub mod run;
+pub mod progress;
+mod run;
 mod runtime_dirs;
-pub mod workspace;
+mod workspace;
 
+pub use api::defaults;
 pub use config::Config;
-pub use error::{Error, ErrorCode};
+pub use error::{Error, ErrorBody, ErrorCode, ErrorEnvelope, Hint, Surface};
 pub use manager::Manager;
-pub use pyro_env::{InstalledEnv, PullPhase, PullReporter};
-pub use pyro_store::{LabelFilter, ListQuery, NameChange, WorkspaceState};
-pub use pyro_vmm::OutputSink;
+pub use progress::{Event, Phase, Progress, Quiet};
+pub use pyro_env::{InstalledEnv, PullPhase};
+pub use run::{MEM_RANGE, VCPU_RANGE};
+pub use workspace::TTL_RANGE;
 
 /// Seconds since the Unix epoch, as JSON timestamps carry them.
 pub fn now() -> f64 {

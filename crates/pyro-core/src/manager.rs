@@ -1,10 +1,11 @@
-//! The Manager: one instance per process, cheap to create.
+//! The Manager: one instance per process, cheap to create, shareable
+//! between threads (an MCP server serves several calls at once).
 
 use std::sync::OnceLock;
 
 use pyro_env::EnvCache;
 use pyro_store::Store;
-use pyro_vmm::HostTools;
+use pyro_vmm::{Backend, HostTools, Qemu};
 
 use crate::{Config, Error};
 
@@ -14,6 +15,7 @@ pub struct Manager {
     config: Config,
     envs: EnvCache,
     tools: OnceLock<HostTools>,
+    backend: OnceLock<Qemu>,
     store: OnceLock<Store>,
 }
 
@@ -25,6 +27,7 @@ impl Manager {
             config,
             envs,
             tools: OnceLock::new(),
+            backend: OnceLock::new(),
             store: OnceLock::new(),
         }
     }
@@ -44,8 +47,19 @@ impl Manager {
         self.tools.get_or_init(HostTools::discover)
     }
 
-    pub(crate) fn store_cell(&self) -> &OnceLock<Store> {
-        &self.store
+    /// The VMM backend guests run on.
+    pub(crate) fn backend(&self) -> &dyn Backend {
+        self.backend.get_or_init(|| Qemu::new(self.tools().clone()))
+    }
+
+    /// The store, opened on first use (the state dir is made private).
+    pub fn store(&self) -> Result<&Store, Error> {
+        if let Some(s) = self.store.get() {
+            return Ok(s);
+        }
+        crate::runtime_dirs::ensure_state_dir(&self.config.state_dir)?;
+        let store = Store::open(&self.config.state_dir.join("pyro.db"))?;
+        Ok(self.store.get_or_init(|| store))
     }
 
     pub(crate) fn env_cache(&self) -> &EnvCache {

@@ -43,8 +43,10 @@ pub fn vms_root(state_dir: &Path) -> PathBuf {
     state_dir.join("vms")
 }
 
-/// Creates the state dir, private to the user (0700).
+/// Creates the state dir private to the user (0700), tightening one that
+/// exists with looser permissions: it holds command output and disks.
 pub fn ensure_state_dir(state_dir: &Path) -> Result<(), Error> {
+    use std::os::unix::fs::PermissionsExt;
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -52,7 +54,17 @@ pub fn ensure_state_dir(state_dir: &Path) -> Result<(), Error> {
         .map_err(Error::io(format!(
             "creating state dir {}",
             state_dir.display()
-        )))
+        )))?;
+    let meta = std::fs::metadata(state_dir).map_err(Error::io(format!(
+        "reading state dir {}",
+        state_dir.display()
+    )))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        std::fs::set_permissions(state_dir, std::fs::Permissions::from_mode(0o700)).map_err(
+            Error::io(format!("making state dir {} private", state_dir.display())),
+        )?;
+    }
+    Ok(())
 }
 
 /// Creates the state dir (0700) and a fresh runtime dir owned by us.

@@ -10,16 +10,22 @@
 //!
 //! All work happens in `.partial-<env>` under an flock; only the final
 //! rename makes the environment visible.
+//!
+//! The agent is checked ([`check_agent`]) before anything is written, and
+//! the checked bytes are what goes into the initramfs. An install used with
+//! another agent gets a per-agent initramfs beside its own
+//! ([`EnvCache::refresh_agent`]; layout in [`crate::cache`]).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use crate::cache::{self, EnvCache, InstalledEnv, Manifest};
+use crate::agent::{check_agent, AgentBinary};
+use crate::cache::{self, AgentInitramfs, EnvCache, InstalledEnv, Manifest};
 use crate::catalog::{self, CatalogEntry, SUITE, SYSTEM_PACKAGES};
 use crate::cpio::CpioWriter;
-use crate::digest::sha256_file;
+use crate::fsutil::{self, write_atomic};
 use crate::{EnvError, FileLock};
 
 /// Modules the agent loads, in dependency order. Missing ones are assumed
@@ -93,7 +99,8 @@ pub struct PullOptions {
     /// mmdebstrap MIRROR argument (URI, sources line or file); `None` lets
     /// mmdebstrap use its default.
     pub mirror: Option<String>,
-    /// The static guest agent binary to embed.
+    /// The static guest agent binary to embed; checked with
+    /// [`check_agent`] before anything is written.
     pub agent: PathBuf,
 }
 
@@ -180,9 +187,7 @@ impl EnvCache {
     ) -> Result<InstalledEnv, EnvError> {
         let entry = catalog::find(name)?;
         reporter.phase(PullPhase::Resolve);
-        if !opts.agent.is_file() {
-            return Err(EnvError::AgentMissing(opts.agent.clone()));
-        }
+        let agent = check_agent(&opts.agent)?;
         let envs = self.environments_dir();
         std::fs::create_dir_all(&envs)
             .map_err(EnvError::io(format!("creating {}", envs.display())))?;
@@ -190,7 +195,7 @@ impl EnvCache {
             .map_err(EnvError::io("locking the environment"))?;
         if !opts.force {
             if let Some(installed) = self.installed_entry(entry)? {
-                let installed = self.refresh_agent(installed, &opts.agent)?;
+                let installed = self.use_agent(installed, &agent)?;
                 reporter.phase(PullPhase::Ready);
                 return Ok(installed);
             }
@@ -202,7 +207,7 @@ impl EnvCache {
                 .map_err(EnvError::io("removing a stale partial build"))?;
         }
         std::fs::create_dir_all(&partial).map_err(EnvError::io("creating the build directory"))?;
-        let result = build_into(entry, &partial, opts, reporter);
+        let result = build_into(entry, &partial, opts, &agent, reporter);
         let manifest = match result {
             Ok(m) => m,
             Err(e) => {
@@ -225,47 +230,90 @@ impl EnvCache {
             entry,
             dir: final_dir,
             manifest,
+            agent_initramfs: None,
         })
     }
 
-    /// Rebuilds the initramfs of an install when the agent binary changed,
-    /// so upgrading pyro never needs a full re-pull.
+    /// Checks the agent binary ([`check_agent`]) and returns `installed`
+    /// set to boot an initramfs holding exactly that agent, so upgrading
+    /// pyro never needs a full re-pull and pyro builds sharing a cache never
+    /// disturb each other. Nothing is written when the agent is refused.
+    /// See [`EnvCache::use_agent`].
     pub fn refresh_agent(
         &self,
         installed: InstalledEnv,
         agent: &Path,
     ) -> Result<InstalledEnv, EnvError> {
-        let sha = sha256_file(agent).map_err(|_| EnvError::AgentMissing(agent.to_path_buf()))?;
-        if sha == installed.manifest.agent_sha256 {
-            return Ok(installed);
+        let agent = check_agent(agent)?;
+        self.use_agent(installed, &agent)
+    }
+
+    /// [`EnvCache::refresh_agent`] for an already checked agent. The
+    /// build's agent uses the build's initramfs; any other agent gets
+    /// `initramfs-<agent16>.cpio` in the install, written once under the
+    /// install's initramfs lock (unique temp name, fsync, rename) and only
+    /// touched afterwards. The manifest is never changed.
+    pub fn use_agent(
+        &self,
+        installed: InstalledEnv,
+        agent: &AgentBinary,
+    ) -> Result<InstalledEnv, EnvError> {
+        if agent.sha256 == installed.manifest.agent_sha256 {
+            return Ok(InstalledEnv {
+                agent_initramfs: None,
+                ..installed
+            });
         }
-        let tmp = installed.dir.join(format!("{}.tmp", cache::INITRAMFS_FILE));
-        write_initramfs(&installed.dir.join(cache::MODULES_DIR), agent, &tmp)?;
-        std::fs::rename(&tmp, installed.initramfs())
-            .map_err(EnvError::io("replacing the initramfs"))?;
-        let mut manifest = installed.manifest.clone();
-        manifest.initramfs = cache::artifact(&installed.dir, cache::INITRAMFS_FILE)?;
-        manifest.agent_sha256 = sha;
-        write_manifest(&installed.dir, &manifest)?;
+        let file = cache::agent_initramfs_file(&agent.sha256);
+        let path = installed.dir.join(&file);
+        // Held while checking, so `prune` cannot remove the file between
+        // the check and the touch.
+        let _lock = FileLock::acquire(&installed.dir.join(cache::INITRAMFS_LOCK_FILE))
+            .map_err(EnvError::io(format!("locking {}", installed.dir.display())))?;
+        if path.is_file() {
+            // Content-addressed: never rewritten, only marked as used.
+            let _ = fsutil::touch(&path);
+        } else {
+            remove_stale_temps(&installed.dir);
+            write_initramfs(&installed.dir.join(cache::MODULES_DIR), agent, &path)?;
+        }
         Ok(InstalledEnv {
-            manifest,
+            agent_initramfs: Some(AgentInitramfs {
+                file,
+                agent_sha256: agent.sha256.clone(),
+            }),
             ..installed
         })
     }
 }
 
+/// Removes initramfs temp files left by a killed writer. Only call with the
+/// install's initramfs lock held: then nobody is writing one.
+fn remove_stale_temps(dir: &Path) {
+    let Ok(read) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for item in read.filter_map(Result::ok) {
+        let name = item.file_name();
+        if fsutil::is_temp_for(&name.to_string_lossy(), cache::AGENT_INITRAMFS_PREFIX) {
+            let _ = std::fs::remove_file(item.path());
+        }
+    }
+}
+
 fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<(), EnvError> {
-    let tmp = dir.join(format!("{}.tmp", cache::MANIFEST_FILE));
     let text = serde_json::to_string_pretty(manifest).unwrap_or_default();
-    std::fs::write(&tmp, text).map_err(EnvError::io("writing the manifest"))?;
-    std::fs::rename(&tmp, dir.join(cache::MANIFEST_FILE))
-        .map_err(EnvError::io("writing the manifest"))
+    write_atomic(dir, cache::MANIFEST_FILE, |f| {
+        std::io::Write::write_all(f, text.as_bytes())
+    })
+    .map_err(EnvError::io("writing the manifest"))
 }
 
 fn build_into(
     entry: &CatalogEntry,
     dir: &Path,
     opts: &PullOptions,
+    agent: &AgentBinary,
     reporter: &mut dyn PullReporter,
 ) -> Result<Manifest, EnvError> {
     let mmdebstrap = which("mmdebstrap", "mmdebstrap")?;
@@ -326,7 +374,7 @@ fn build_into(
     std::fs::remove_dir_all(&tree).map_err(EnvError::io("removing the build tree"))?;
 
     reporter.phase(PullPhase::Initramfs);
-    write_initramfs(&modules_dir, &opts.agent, &dir.join(cache::INITRAMFS_FILE))?;
+    write_initramfs(&modules_dir, agent, &dir.join(cache::INITRAMFS_FILE))?;
 
     reporter.phase(PullPhase::Manifest);
     reporter.progress("hashing artifacts");
@@ -342,7 +390,7 @@ fn build_into(
         kernel: cache::artifact(dir, cache::KERNEL_FILE)?,
         initramfs: cache::artifact(dir, cache::INITRAMFS_FILE)?,
         rootfs: cache::artifact(dir, cache::ROOTFS_FILE)?,
-        agent_sha256: sha256_file(&opts.agent).map_err(EnvError::io("hashing the agent"))?,
+        agent_sha256: agent.sha256.clone(),
     };
     // INVARIANT: the manifest is written last; it is what makes an install.
     write_manifest(dir, &manifest)?;
@@ -449,16 +497,28 @@ fn du_mib(tree: &Path) -> Result<u64, EnvError> {
         .ok_or_else(|| EnvError::Incomplete("could not measure the tree".into()))
 }
 
-/// Writes the initramfs: agent as `/init`, modules, and the few nodes PID 1
-/// needs before devtmpfs is mounted.
-pub fn write_initramfs(modules_dir: &Path, agent: &Path, out: &Path) -> Result<(), EnvError> {
-    let agent_bytes =
-        std::fs::read(agent).map_err(|_| EnvError::AgentMissing(agent.to_path_buf()))?;
-    let file =
-        std::fs::File::create(out).map_err(EnvError::io(format!("creating {}", out.display())))?;
-    let io = EnvError::io("writing the initramfs");
-    let mut w = CpioWriter::new(std::io::BufWriter::new(file));
-    let result = (|| -> std::io::Result<()> {
+/// Writes the initramfs `out` (atomically: unique temp name in its
+/// directory, fsync, rename): the checked agent as `/init`, the modules,
+/// and the few nodes PID 1 needs before devtmpfs is mounted.
+pub fn write_initramfs(
+    modules_dir: &Path,
+    agent: &AgentBinary,
+    out: &Path,
+) -> Result<(), EnvError> {
+    let (Some(dir), Some(name)) = (out.parent(), out.file_name()) else {
+        return Err(EnvError::Incomplete(format!(
+            "no initramfs file name in {}",
+            out.display()
+        )));
+    };
+    let mut names: Vec<_> = std::fs::read_dir(modules_dir)
+        .map_err(EnvError::io(format!("reading {}", modules_dir.display())))?
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    write_atomic(dir, &name.to_string_lossy(), |file| {
+        let mut w = CpioWriter::new(std::io::BufWriter::new(file));
         for d in [
             "dev",
             "proc",
@@ -472,20 +532,449 @@ pub fn write_initramfs(modules_dir: &Path, agent: &Path, out: &Path) -> Result<(
         }
         w.char_device("dev/console", 0o600, 5, 1)?;
         w.char_device("dev/null", 0o666, 1, 3)?;
-        w.file("init", 0o755, &agent_bytes)?;
-        let mut names: Vec<_> = std::fs::read_dir(modules_dir)?
-            .filter_map(Result::ok)
-            .map(|e| e.file_name())
-            .collect();
-        names.sort();
-        for name in names {
-            let name = name.to_string_lossy().into_owned();
-            let data = std::fs::read(modules_dir.join(&name))?;
+        w.file("init", 0o755, agent.bytes())?;
+        for name in &names {
+            let data = std::fs::read(modules_dir.join(name))?;
             w.file(&format!("lib/modules/pyro/{name}"), 0o644, &data)?;
         }
+        w.finish()?.into_inner().map_err(|e| e.into_error())?;
         Ok(())
-    })();
-    result.map_err(io)?;
-    w.finish().map_err(EnvError::io("writing the initramfs"))?;
-    Ok(())
+    })
+    .map_err(EnvError::io(format!("writing {}", out.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::os::unix::fs::MetadataExt;
+    use std::sync::{Arc, Barrier};
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+    use crate::agent::tests::{dynamic_elf, real_agent, static_elf};
+    use crate::cache::{agent_initramfs_file, PruneReport, AGENT_INITRAMFS_GRACE};
+
+    const ENV: &str = "debian:12";
+
+    /// A cache with a complete install of `debian:12` built with `agent`
+    /// (fake kernel and rootfs, two fake modules), without mmdebstrap.
+    struct Fixture {
+        _tmp: tempfile::TempDir,
+        cache: EnvCache,
+        agents: PathBuf,
+    }
+
+    impl Fixture {
+        fn new(build_agent: &[u8]) -> Fixture {
+            let tmp = tempfile::tempdir().unwrap();
+            let cache = EnvCache::new(tmp.path().join("cache"));
+            let agents = tmp.path().join("agents");
+            std::fs::create_dir_all(&agents).unwrap();
+            let fx = Fixture {
+                _tmp: tmp,
+                cache,
+                agents,
+            };
+            let agent = check_agent(&fx.agent("build-agent", build_agent)).unwrap();
+            let entry = catalog::find(ENV).unwrap();
+            let dir = fx.cache.install_dir(entry);
+            let modules = dir.join(cache::MODULES_DIR);
+            std::fs::create_dir_all(&modules).unwrap();
+            std::fs::write(modules.join("virtio_blk.ko"), b"blk module").unwrap();
+            std::fs::write(modules.join("vsock.ko"), b"vsock module").unwrap();
+            std::fs::write(modules.join("order"), "virtio_blk.ko\nvsock.ko\n").unwrap();
+            std::fs::write(dir.join(cache::KERNEL_FILE), b"kernel").unwrap();
+            std::fs::write(dir.join(cache::ROOTFS_FILE), b"rootfs").unwrap();
+            write_initramfs(&modules, &agent, &dir.join(cache::INITRAMFS_FILE)).unwrap();
+            let manifest = Manifest {
+                name: ENV.into(),
+                version: entry.version.into(),
+                catalog_version: catalog::CATALOG_VERSION.into(),
+                source: "test".into(),
+                mirror: "default".into(),
+                packages: vec![],
+                kernel_release: "6.1.0-test".into(),
+                built_at: 0.0,
+                kernel: cache::artifact(&dir, cache::KERNEL_FILE).unwrap(),
+                initramfs: cache::artifact(&dir, cache::INITRAMFS_FILE).unwrap(),
+                rootfs: cache::artifact(&dir, cache::ROOTFS_FILE).unwrap(),
+                agent_sha256: agent.sha256.clone(),
+            };
+            write_manifest(&dir, &manifest).unwrap();
+            fx
+        }
+
+        fn agent(&self, name: &str, bytes: &[u8]) -> PathBuf {
+            let path = self.agents.join(name);
+            std::fs::write(&path, bytes).unwrap();
+            path
+        }
+
+        fn installed(&self) -> InstalledEnv {
+            self.cache.require(ENV).unwrap()
+        }
+
+        fn dir(&self) -> PathBuf {
+            self.installed().dir
+        }
+
+        /// Every file in the install with its content.
+        fn snapshot(&self) -> Vec<(String, Vec<u8>)> {
+            let mut out: Vec<_> = std::fs::read_dir(self.dir())
+                .unwrap()
+                .map(|e| e.unwrap())
+                .filter(|e| e.path().is_file())
+                .map(|e| {
+                    (
+                        e.file_name().to_string_lossy().into_owned(),
+                        std::fs::read(e.path()).unwrap(),
+                    )
+                })
+                .collect();
+            out.sort();
+            out
+        }
+
+        fn names(&self) -> BTreeSet<String> {
+            self.snapshot().into_iter().map(|(n, _)| n).collect()
+        }
+
+        fn agent_initramfs_names(&self) -> Vec<String> {
+            self.names()
+                .into_iter()
+                .filter(|n| n.starts_with("initramfs-"))
+                .collect()
+        }
+
+        fn temp_names(&self) -> Vec<String> {
+            self.names()
+                .into_iter()
+                .filter(|n| n.contains(".tmp"))
+                .collect()
+        }
+    }
+
+    fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+        haystack.windows(needle.len()).any(|w| w == needle)
+    }
+
+    fn set_mtime(path: &Path, when: SystemTime) {
+        let secs = when
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let t = libc::timespec {
+            tv_sec: secs as libc::time_t,
+            tv_nsec: 0,
+        };
+        let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+        // SAFETY: valid C string and two timespecs.
+        let rc = unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), [t, t].as_ptr(), 0) };
+        assert_eq!(rc, 0);
+    }
+
+    fn mtime(path: &Path) -> SystemTime {
+        std::fs::metadata(path).unwrap().modified().unwrap()
+    }
+
+    #[test]
+    fn the_build_agent_uses_the_build_initramfs() {
+        let build = static_elf(b"build agent");
+        let fx = Fixture::new(&build);
+        let before = fx.snapshot();
+        let env = fx
+            .cache
+            .refresh_agent(fx.installed(), &fx.agent("same", &build))
+            .unwrap();
+        assert_eq!(env.initramfs(), env.dir.join(cache::INITRAMFS_FILE));
+        assert_eq!(env.initramfs(), env.manifest_initramfs());
+        assert_eq!(env.agent_sha256(), env.manifest.agent_sha256);
+        assert_eq!(fx.snapshot(), before, "nothing written");
+    }
+
+    #[test]
+    fn two_agents_get_two_initramfs_files_and_the_manifest_stays() {
+        let fx = Fixture::new(&static_elf(b"build agent"));
+        let before = fx.snapshot();
+        let a_bytes = static_elf(b"agent A");
+        let b_bytes = static_elf(b"agent B");
+        let a = check_agent(&fx.agent("a", &a_bytes)).unwrap();
+        let b = check_agent(&fx.agent("b", &b_bytes)).unwrap();
+
+        let env_a = fx.cache.refresh_agent(fx.installed(), &a.path).unwrap();
+        let env_b = fx.cache.refresh_agent(fx.installed(), &b.path).unwrap();
+        assert_eq!(
+            env_a.initramfs(),
+            env_a.dir.join(agent_initramfs_file(&a.sha256))
+        );
+        assert_eq!(
+            env_b.initramfs(),
+            env_b.dir.join(agent_initramfs_file(&b.sha256))
+        );
+        assert_eq!(
+            env_a.initramfs().file_name().unwrap().to_str().unwrap(),
+            format!("initramfs-{}.cpio", &a.sha256[..16])
+        );
+        assert_ne!(env_a.initramfs(), env_b.initramfs());
+        assert_eq!(env_a.agent_sha256(), a.sha256);
+        assert_eq!(env_b.agent_sha256(), b.sha256);
+
+        let ia = std::fs::read(env_a.initramfs()).unwrap();
+        let ib = std::fs::read(env_b.initramfs()).unwrap();
+        assert!(contains(&ia, &a_bytes) && !contains(&ia, &b_bytes));
+        assert!(contains(&ib, &b_bytes) && !contains(&ib, &a_bytes));
+        assert!(contains(&ia, b"vsock module"), "modules are in it");
+
+        // Base initramfs and manifest are byte for byte what the build wrote.
+        let after: Vec<_> = fx
+            .snapshot()
+            .into_iter()
+            .filter(|(n, _)| !n.starts_with("initramfs-") && n != cache::INITRAMFS_LOCK_FILE)
+            .collect();
+        assert_eq!(after, before);
+        assert_eq!(fx.agent_initramfs_names().len(), 2);
+        assert!(fx.temp_names().is_empty());
+        // Still installed, and inspect-style reads see the build's artifact.
+        let plain = fx.installed();
+        assert_eq!(plain.initramfs(), plain.manifest_initramfs());
+        assert_eq!(
+            crate::digest::sha256_file(&plain.initramfs()).unwrap(),
+            plain.manifest.initramfs.sha256
+        );
+    }
+
+    /// The real static agent and a copy with bytes appended (still a valid
+    /// ELF, another hash), when the agent is built.
+    #[test]
+    fn real_agent_and_a_modified_copy_get_two_files() {
+        let Some(real) = real_agent() else {
+            eprintln!("skipped: no static agent built");
+            return;
+        };
+        let fx = Fixture::new(&static_elf(b"build agent"));
+        let mut copy = std::fs::read(&real).unwrap();
+        copy.extend_from_slice(b"\0extra bytes\0");
+        let copy = fx.agent("copy", &copy);
+        let one = fx.cache.refresh_agent(fx.installed(), &real).unwrap();
+        let two = fx.cache.refresh_agent(fx.installed(), &copy).unwrap();
+        assert_ne!(one.initramfs(), two.initramfs());
+        assert!(one.initramfs().is_file() && two.initramfs().is_file());
+        assert_eq!(fx.agent_initramfs_names().len(), 2);
+    }
+
+    #[test]
+    fn using_an_agent_again_does_not_rewrite_its_initramfs() {
+        let fx = Fixture::new(&static_elf(b"build agent"));
+        let a = fx.agent("a", &static_elf(b"agent A"));
+        let first = fx.cache.refresh_agent(fx.installed(), &a).unwrap();
+        let path = first.initramfs();
+        let meta = std::fs::metadata(&path).unwrap();
+        let content = std::fs::read(&path).unwrap();
+        let old = SystemTime::now() - Duration::from_secs(3 * 86400);
+        set_mtime(&path, old);
+
+        let again = fx.cache.refresh_agent(fx.installed(), &a).unwrap();
+        assert_eq!(again.initramfs(), path);
+        let meta2 = std::fs::metadata(&path).unwrap();
+        assert_eq!(
+            (meta2.dev(), meta2.ino()),
+            (meta.dev(), meta.ino()),
+            "same file"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), content);
+        assert!(mtime(&path) > old, "a use is recorded in the mtime");
+        assert_eq!(fx.agent_initramfs_names().len(), 1);
+    }
+
+    #[test]
+    fn an_existing_file_is_trusted_not_rewritten() {
+        let fx = Fixture::new(&static_elf(b"build agent"));
+        let a = check_agent(&fx.agent("a", &static_elf(b"agent A"))).unwrap();
+        // Whatever is under the content-addressed name stays as it is.
+        let path = fx.dir().join(agent_initramfs_file(&a.sha256));
+        std::fs::write(&path, b"placed by another pyro").unwrap();
+        let env = fx.cache.refresh_agent(fx.installed(), &a.path).unwrap();
+        assert_eq!(env.initramfs(), path);
+        assert_eq!(std::fs::read(&path).unwrap(), b"placed by another pyro");
+    }
+
+    #[test]
+    fn concurrent_refreshes_write_one_file_and_leave_no_temp() {
+        let fx = Arc::new(Fixture::new(&static_elf(b"build agent")));
+        // Big enough that the write takes a moment.
+        let mut big = static_elf(b"agent A");
+        big.resize(8 << 20, 0x5a);
+        let a = check_agent(&fx.agent("a", &big)).unwrap();
+        let barrier = Arc::new(Barrier::new(4));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let fx = fx.clone();
+                let barrier = barrier.clone();
+                let path = a.path.clone();
+                std::thread::spawn(move || {
+                    let installed = fx.installed();
+                    barrier.wait();
+                    let env = fx.cache.refresh_agent(installed, &path).unwrap();
+                    let meta = std::fs::metadata(env.initramfs()).unwrap();
+                    (env.initramfs(), meta.ino())
+                })
+            })
+            .collect();
+        let results: BTreeSet<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        assert_eq!(
+            results.len(),
+            1,
+            "every thread got the same file: {results:?}"
+        );
+        assert_eq!(
+            fx.agent_initramfs_names(),
+            [agent_initramfs_file(&a.sha256)]
+        );
+        assert!(fx.temp_names().is_empty(), "{:?}", fx.temp_names());
+        let written = std::fs::read(fx.dir().join(agent_initramfs_file(&a.sha256))).unwrap();
+        assert!(contains(
+            &written[..written.len().min(16 << 20)],
+            &big[..4096]
+        ));
+    }
+
+    #[test]
+    fn a_dynamic_agent_is_refused_before_anything_is_written() {
+        let fx = Fixture::new(&static_elf(b"build agent"));
+        let before = fx.snapshot();
+        let system_true = Path::new("/bin/true");
+        let dynamic = if system_true.is_file() {
+            system_true.to_path_buf()
+        } else {
+            fx.agent("dyn", &dynamic_elf())
+        };
+        let err = fx
+            .cache
+            .refresh_agent(fx.installed(), &dynamic)
+            .unwrap_err();
+        assert!(matches!(err, EnvError::AgentNotStatic { .. }), "{err:?}");
+        assert!(err.to_string().contains("dynamically linked"), "{err}");
+        assert_eq!(fx.snapshot(), before, "not even a lock file");
+
+        // A pull checks first too: nothing is created in an empty cache.
+        let empty = tempfile::tempdir().unwrap();
+        let cache = EnvCache::new(empty.path().join("cache"));
+        struct Quiet;
+        impl PullReporter for Quiet {
+            fn phase(&mut self, _: PullPhase) {}
+            fn progress(&mut self, _: &str) {}
+        }
+        let opts = PullOptions {
+            force: false,
+            mirror: None,
+            agent: dynamic.clone(),
+        };
+        let err = cache.pull(ENV, &opts, &mut Quiet).unwrap_err();
+        assert!(matches!(err, EnvError::AgentNotStatic { .. }), "{err:?}");
+        assert!(!cache.root().exists());
+        // And the foreign and missing cases the same way.
+        let text = fx.agent("text", b"hello\n");
+        assert!(matches!(
+            fx.cache.refresh_agent(fx.installed(), &text),
+            Err(EnvError::AgentForeign { .. })
+        ));
+        assert!(matches!(
+            fx.cache
+                .refresh_agent(fx.installed(), &fx.agents.join("absent")),
+            Err(EnvError::AgentMissing(_))
+        ));
+        assert_eq!(fx.snapshot(), before);
+    }
+
+    #[test]
+    fn a_killed_writers_temp_file_is_removed_by_the_next_write() {
+        let fx = Fixture::new(&static_elf(b"build agent"));
+        let stale = fx.dir().join(".initramfs-0123456789abcdef.cpio.tmp-1-2-3");
+        std::fs::write(&stale, b"half").unwrap();
+        let a = fx.agent("a", &static_elf(b"agent A"));
+        fx.cache.refresh_agent(fx.installed(), &a).unwrap();
+        assert!(!stale.exists());
+        assert!(fx.temp_names().is_empty());
+    }
+
+    #[test]
+    fn prune_keeps_the_four_most_recently_used_agent_initramfs() {
+        let fx = Fixture::new(&static_elf(b"build agent"));
+        let now = SystemTime::now();
+        let mut files = Vec::new();
+        for i in 0..7u8 {
+            let a = fx.agent(&format!("a{i}"), &static_elf(&[b'x', i]));
+            let env = fx.cache.refresh_agent(fx.installed(), &a).unwrap();
+            files.push(env.initramfs());
+        }
+        // 0 and 1 were used long ago, 2 and 3 a while ago, 4..6 just now;
+        // 3 was used again recently, so 0, 1 and 2 are the three oldest.
+        for (i, f) in files.iter().enumerate() {
+            let age = match i {
+                0 => 10 * 86400,
+                1 => 9 * 86400,
+                2 => 8 * 86400,
+                3 => 7 * 86400,
+                _ => 0,
+            };
+            set_mtime(f, now - Duration::from_secs(age));
+        }
+        let a3 = fx.agents.join("a3");
+        fx.cache.refresh_agent(fx.installed(), &a3).unwrap();
+        let stale = fx.dir().join(".initramfs-0123456789abcdef.cpio.tmp-1-2-3");
+        std::fs::write(&stale, b"half").unwrap();
+        let before_base = std::fs::read(fx.dir().join(cache::INITRAMFS_FILE)).unwrap();
+
+        let report = fx.cache.prune_report().unwrap();
+        let install = fx.dir();
+        let install_name = install.file_name().unwrap().to_str().unwrap();
+        let mut expected: Vec<String> = [&files[0], &files[1], &files[2]]
+            .iter()
+            .map(|f| {
+                format!(
+                    "{install_name}/{}",
+                    f.file_name().unwrap().to_str().unwrap()
+                )
+            })
+            .collect();
+        expected.push(format!(
+            "{install_name}/{}",
+            stale.file_name().unwrap().to_str().unwrap()
+        ));
+        expected.sort();
+        assert_eq!(
+            report,
+            PruneReport {
+                deleted_dirs: vec![],
+                deleted_files: expected
+            }
+        );
+        for f in &files[3..] {
+            assert!(f.is_file(), "{f:?} kept");
+        }
+        assert_eq!(fx.agent_initramfs_names().len(), 4);
+        assert_eq!(
+            std::fs::read(fx.dir().join(cache::INITRAMFS_FILE)).unwrap(),
+            before_base
+        );
+        assert!(fx.cache.installed(ENV).unwrap().is_some());
+        // Nothing more to do the second time; `prune` reports dirs only.
+        assert_eq!(fx.cache.prune().unwrap(), Vec::<String>::new());
+        assert_eq!(fx.agent_initramfs_names().len(), 4);
+    }
+
+    #[test]
+    fn prune_keeps_recently_used_files_beyond_four() {
+        let fx = Fixture::new(&static_elf(b"build agent"));
+        let now = SystemTime::now();
+        for i in 0..6u8 {
+            let a = fx.agent(&format!("a{i}"), &static_elf(&[b'y', i]));
+            let env = fx.cache.refresh_agent(fx.installed(), &a).unwrap();
+            // All within the grace period.
+            set_mtime(&env.initramfs(), now - AGENT_INITRAMFS_GRACE / 2);
+        }
+        let report = fx.cache.prune_report().unwrap();
+        assert!(report.deleted_files.is_empty(), "{report:?}");
+        assert_eq!(fx.agent_initramfs_names().len(), 6);
+    }
 }

@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-/// What can go wrong with environments. Messages say what to do next.
+/// What can go wrong with environments. Messages say what is wrong; the
+/// agent errors carry no CLI syntax (each surface adds its own hint).
 #[derive(Debug, thiserror::Error)]
 pub enum EnvError {
     /// The name is not in the catalog.
@@ -14,10 +15,10 @@ pub enum EnvError {
         valid: String,
     },
     /// The environment exists but has not been pulled.
-    #[error("environment '{0}' is not installed; run `pyro env pull {0}` first")]
+    #[error("environment '{0}' is not installed")]
     NotInstalled(String),
     /// A host tool needed for building is missing.
-    #[error("`{tool}` is not installed; run `make setup` or `apt-get install {package}`")]
+    #[error("{tool} is not installed (Debian package {package})")]
     MissingTool {
         /// The command.
         tool: &'static str,
@@ -37,9 +38,28 @@ pub enum EnvError {
     /// The built tree lacks something the environment needs.
     #[error("environment build is incomplete: {0}")]
     Incomplete(String),
-    /// The guest agent binary is missing.
-    #[error("guest agent not found at {0}; build it with `make build` or set PYRO_AGENT_PATH")]
+    /// The guest agent binary is missing or cannot be read.
+    #[error("guest agent not found at {0} (or not readable)")]
     AgentMissing(PathBuf),
+    /// The guest agent is not an x86_64 ELF64 executable (or is truncated
+    /// or malformed).
+    #[error("guest agent {path} is not a usable x86_64 Linux executable: {reason}")]
+    AgentForeign {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The guest agent needs a dynamic loader or shared libraries, which
+    /// the guest's initramfs does not have.
+    #[error(
+        "guest agent {path} is dynamically linked; it runs as PID 1 of a guest \
+         with no shared libraries, so it must be statically linked"
+    )]
+    AgentNotStatic {
+        /// The file.
+        path: PathBuf,
+    },
     /// A file system operation failed.
     #[error("{context}: {source}")]
     Io {
@@ -50,7 +70,7 @@ pub enum EnvError {
         source: std::io::Error,
     },
     /// A manifest could not be read.
-    #[error("manifest {path} is unreadable ({reason}); run `pyro env pull --force` to rebuild")]
+    #[error("manifest {path} is unreadable ({reason}); the environment must be rebuilt")]
     BadManifest {
         /// Its path.
         path: PathBuf,

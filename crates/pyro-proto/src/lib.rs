@@ -6,10 +6,13 @@
 //! status probe or a second exec:
 //!
 //! 1. The host connects to the agent's port ([`AGENT_PORT`]) and sends
-//!    [`Message::Hello`] with its [`PROTOCOL_VERSION`].
+//!    [`Message::Hello`] with its major [`PROTOCOL_VERSION`] and its
+//!    [`features`].
 //! 2. The agent answers with its own `Hello`, or with [`Message::Error`]
-//!    (`version_mismatch`) and closes the connection.
-//! 3. The host sends one [`Message::Request`].
+//!    (`version_mismatch`) and closes the connection (see *Negotiation*).
+//! 3. The host sends one [`Message::Request`]. It may send it right behind
+//!    its `Hello` ([`Connection::client_handshake_with`]); an agent that
+//!    refuses the `Hello` never acts on it.
 //! 4. The agent answers. For [`Request::Exec`] that is any number of
 //!    [`Message::Stdout`] / [`Message::Stderr`] frames, sent as the output is
 //!    produced, then exactly one [`Message::Exit`] (or `Error`). Other requests
@@ -30,7 +33,38 @@
 //! and an empty one; the agent unpacks the tar stream and answers.
 //!
 //! When the agent is ready after boot it connects back to the host on
-//! [`READY_PORT`] and sends a single `Hello`, so the host never polls.
+//! [`READY_PORT`] and sends a single `Hello`, so the host never polls (and
+//! learns the agent's features without another connection).
+//!
+//! # Negotiation
+//!
+//! A workspace keeps the agent it was booted with, so a host talks to agents
+//! older (and, briefly, newer) than itself. [`Hello::protocol_version`] is a
+//! *major* version, bumped only on incompatible changes; everything else is
+//! a *feature* named in [`features`]:
+//!
+//! - **Compatibility** is one rule, [`check_peer_hello`], used by both
+//!   sides: equal majors talk, whatever their feature lists; another major
+//!   is [`ProtoError::VersionMismatch`] (the agent answers
+//!   [`ErrorCode::VersionMismatch`]; the host reports the agent's error as
+//!   [`ProtoError::Refused`]).
+//! - **Feature lists.** Each `Hello` lists the sender's features. Agents
+//!   that predate the list send none, which means [`features::BASE`]
+//!   ([`Hello::supports`]). The host checks the agent's `Hello` before
+//!   using a feature outside `BASE`; every request belongs to one feature
+//!   ([`Request::feature`]; [`Request::required_features`] adds
+//!   `direct_output` for an `Exec` with an `output_token`).
+//! - **Unsupported operations.** A request frame whose `op` the agent does
+//!   not know decodes as [`ProtoError::UnsupportedOp`] (not
+//!   [`ProtoError::Malformed`], which stays for broken frames: not JSON, no
+//!   `op`, a known `op` with bad fields). The agent answers such a request,
+//!   and one whose feature it lacks or has disabled, with
+//!   [`RemoteError::unsupported`]: code [`ErrorCode::Unsupported`],
+//!   [`RemoteError::feature`] naming the feature (or unknown `op`), and ends
+//!   the connection. A malformed one is answered `bad_request`.
+//! - **Forward-compatible decoding.** Unknown JSON fields are ignored, and
+//!   an error code this build does not know decodes as
+//!   [`ErrorCode::Unknown`].
 //!
 //! # Framing
 //!
@@ -40,18 +74,20 @@
 //! payloads are JSON; output payloads are raw bytes.
 #![deny(missing_docs)]
 
+pub mod features;
 mod frame;
 mod message;
 mod upload;
 
 pub use frame::{read_frame, write_frame, Frame, FrameKind, HEADER_LEN, MAX_FRAME_PAYLOAD};
 pub use message::{
-    Connection, ErrorCode, ExecRequest, ExitInfo, Hello, Message, OutputStream, RemoteError,
-    Request, Response,
+    check_peer_hello, Connection, ErrorCode, ExecRequest, ExitInfo, Hello, Message, OutputStream,
+    RemoteError, Request, Response,
 };
 pub use upload::{DataReader, DataWriter};
 
-/// Version of this protocol. Bumped on any incompatible change.
+/// Major version of this protocol, sent in every [`Hello`]. Bumped only on
+/// an incompatible change; compatible additions are [`features`].
 pub const PROTOCOL_VERSION: u32 = 1;
 /// Guest vsock port the agent serves requests on.
 pub const AGENT_PORT: u32 = 1024;
@@ -96,15 +132,23 @@ pub enum ProtoError {
         /// What was wrong with it.
         reason: String,
     },
+    /// A well-formed request frame whose `op` this build does not know
+    /// (from a newer peer); the agent answers it [`ErrorCode::Unsupported`].
+    #[error("unsupported operation '{0}'")]
+    UnsupportedOp(String),
     /// The peer sent a valid message that makes no sense at this point.
     #[error("unexpected {0} message")]
     Unexpected(&'static str),
-    /// The peer speaks another protocol version.
-    #[error("protocol version mismatch: host speaks {host}, agent speaks {agent}")]
+    /// The peer speaks another major protocol version ([`check_peer_hello`]).
+    #[error("protocol version mismatch: we speak major version {ours}, the peer speaks {theirs}")]
     VersionMismatch {
-        /// Our version.
-        host: u32,
-        /// The peer's version.
-        agent: u32,
+        /// Our major version ([`PROTOCOL_VERSION`]).
+        ours: u32,
+        /// The peer's major version.
+        theirs: u32,
     },
+    /// The agent answered our `Hello` with an error (e.g.
+    /// [`ErrorCode::VersionMismatch`]) instead of its own `Hello`.
+    #[error("the agent refused the connection ({:?}): {}", .0.code, .0.message)]
+    Refused(RemoteError),
 }

@@ -5,15 +5,58 @@ use std::io::{Read, Write};
 use serde::{Deserialize, Serialize};
 
 use crate::frame::{read_frame, write_frame, Frame, FrameKind};
-use crate::{ProtoError, PROTOCOL_VERSION};
+use crate::{features, ProtoError, PROTOCOL_VERSION};
 
 /// First message in each direction on every connection.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hello {
-    /// The sender's [`PROTOCOL_VERSION`].
+    /// The sender's major protocol version ([`PROTOCOL_VERSION`]); peers
+    /// talk when the majors are equal ([`check_peer_hello`]).
     pub protocol_version: u32,
     /// Free-form name and version of the sender, for diagnostics.
     pub peer: String,
+    /// Names from [`crate::features`] the sender supports. Agents that
+    /// predate feature lists send none; an empty list means
+    /// [`features::BASE`] (see [`Hello::supports`]). Names a peer does not
+    /// know are kept and ignored.
+    #[serde(default)]
+    pub features: Vec<String>,
+}
+
+impl Hello {
+    /// A `Hello` of this build's major version listing `features`.
+    pub fn new(peer: impl Into<String>, features: &[&str]) -> Self {
+        Hello {
+            protocol_version: PROTOCOL_VERSION,
+            peer: peer.into(),
+            features: features.iter().map(|f| f.to_string()).collect(),
+        }
+    }
+
+    /// Whether the sender supports `feature` (a name from
+    /// [`crate::features`]). An empty list stands for [`features::BASE`].
+    pub fn supports(&self, feature: &str) -> bool {
+        if self.features.is_empty() {
+            features::BASE.contains(&feature)
+        } else {
+            self.features.iter().any(|f| f == feature)
+        }
+    }
+}
+
+/// The compatibility rule, the same on both sides: a peer whose major
+/// version equals ours is accepted whatever its feature list (either side
+/// may know more or fewer features; each checks [`Hello::supports`] before
+/// relying on one). Another major is [`ProtoError::VersionMismatch`].
+pub fn check_peer_hello(h: &Hello) -> Result<(), ProtoError> {
+    if h.protocol_version == PROTOCOL_VERSION {
+        Ok(())
+    } else {
+        Err(ProtoError::VersionMismatch {
+            ours: PROTOCOL_VERSION,
+            theirs: h.protocol_version,
+        })
+    }
 }
 
 /// Run a program in the guest.
@@ -91,6 +134,88 @@ pub enum Request {
     },
 }
 
+/// The `op` of every [`Request`] this build knows. A request frame with any
+/// other `op` decodes as [`ProtoError::UnsupportedOp`].
+const KNOWN_OPS: &[&str] = &[
+    "ping",
+    "exec",
+    "shutdown",
+    "attach_output",
+    "kill_group",
+    "extract",
+    "raw_echo",
+    "raw_source",
+];
+
+impl Request {
+    /// The `op` this request has on the wire.
+    pub fn op(&self) -> &'static str {
+        match self {
+            Request::Ping => "ping",
+            Request::Exec(_) => "exec",
+            Request::Shutdown => "shutdown",
+            Request::AttachOutput { .. } => "attach_output",
+            Request::KillGroup => "kill_group",
+            Request::Extract { .. } => "extract",
+            Request::RawEcho => "raw_echo",
+            Request::RawSource { .. } => "raw_source",
+        }
+    }
+
+    /// The feature (from [`crate::features`]) this operation belongs to.
+    pub fn feature(&self) -> &'static str {
+        match self {
+            Request::Ping => features::PING,
+            Request::Exec(_) => features::EXEC,
+            Request::Shutdown => features::SHUTDOWN,
+            Request::AttachOutput { .. } => features::DIRECT_OUTPUT,
+            Request::KillGroup => features::KILL_GROUP,
+            Request::Extract { .. } => features::EXTRACT,
+            Request::RawEcho | Request::RawSource { .. } => features::RAW_BENCH,
+        }
+    }
+
+    /// Every feature the agent needs to carry this request out: its
+    /// [`Request::feature`], plus [`features::DIRECT_OUTPUT`] for an `Exec`
+    /// with an `output_token` (its stdout arrives by `AttachOutput`).
+    pub fn required_features(&self) -> &'static [&'static str] {
+        match self {
+            Request::Exec(r) if r.output_token.is_some() => {
+                &[features::EXEC, features::DIRECT_OUTPUT]
+            }
+            Request::Ping => &[features::PING],
+            Request::Exec(_) => &[features::EXEC],
+            Request::Shutdown => &[features::SHUTDOWN],
+            Request::AttachOutput { .. } => &[features::DIRECT_OUTPUT],
+            Request::KillGroup => &[features::KILL_GROUP],
+            Request::Extract { .. } => &[features::EXTRACT],
+            Request::RawEcho | Request::RawSource { .. } => &[features::RAW_BENCH],
+        }
+    }
+
+    /// Decodes a request payload, telling a structurally broken one
+    /// ([`ProtoError::Malformed`]: not JSON, no string `op`, a known `op`
+    /// with bad fields) from a well-formed one whose `op` this build does
+    /// not know ([`ProtoError::UnsupportedOp`], from a newer host).
+    fn decode_payload(payload: &[u8]) -> Result<Self, ProtoError> {
+        let malformed = |reason: String| ProtoError::Malformed {
+            kind: FrameKind::Request,
+            reason,
+        };
+        let value: serde_json::Value =
+            serde_json::from_slice(payload).map_err(|e| malformed(e.to_string()))?;
+        let op = match value.get("op") {
+            Some(serde_json::Value::String(op)) => op.clone(),
+            Some(_) => return Err(malformed("`op` is not a string".into())),
+            None => return Err(malformed("missing field `op`".into())),
+        };
+        if !KNOWN_OPS.contains(&op.as_str()) {
+            return Err(ProtoError::UnsupportedOp(op));
+        }
+        serde_json::from_value(value).map_err(|e| malformed(e.to_string()))
+    }
+}
+
 /// Answers to requests other than `Exec`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
@@ -130,14 +255,20 @@ pub struct ExitInfo {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
-    /// The peers speak different protocol versions.
+    /// The peers speak different major protocol versions.
     VersionMismatch,
+    /// The agent does not support (or has disabled) the requested
+    /// operation; [`RemoteError::feature`] names it.
+    Unsupported,
     /// The request was malformed or invalid.
     BadRequest,
     /// The program could not be started.
     SpawnFailed,
     /// Anything else that went wrong inside the agent.
     Internal,
+    /// A code this build does not know (from a newer peer). Never sent.
+    #[serde(other)]
+    Unknown,
 }
 
 /// An error reported by the agent.
@@ -147,6 +278,34 @@ pub struct RemoteError {
     pub code: ErrorCode,
     /// Human-readable detail.
     pub message: String,
+    /// For [`ErrorCode::Unsupported`]: the feature (or unknown `op`) that
+    /// was refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feature: Option<String>,
+}
+
+impl RemoteError {
+    /// An error of `code` without a feature.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        RemoteError {
+            code,
+            message: message.into(),
+            feature: None,
+        }
+    }
+
+    /// The agent's answer to a request it does not support: `feature` is
+    /// the refused feature name, or the `op` of an unknown request.
+    pub fn unsupported(feature: &str) -> Self {
+        RemoteError {
+            code: ErrorCode::Unsupported,
+            message: format!(
+                "this guest agent does not support '{feature}'; its workspace was started \
+                 by an older pyro, or the feature is disabled in it"
+            ),
+            feature: Some(feature.to_string()),
+        }
+    }
 }
 
 /// Any message of the protocol.
@@ -185,7 +344,9 @@ impl Message {
         }
     }
 
-    /// Decodes a frame's payload according to its kind.
+    /// Decodes a frame's payload according to its kind. A `Request` whose
+    /// `op` this build does not know is [`ProtoError::UnsupportedOp`]; any
+    /// other undecodable control payload is [`ProtoError::Malformed`].
     pub fn decode(frame: Frame) -> Result<Self, ProtoError> {
         fn json<T: for<'de> Deserialize<'de>>(frame: &Frame) -> Result<T, ProtoError> {
             serde_json::from_slice(&frame.payload).map_err(|e| ProtoError::Malformed {
@@ -195,7 +356,7 @@ impl Message {
         }
         Ok(match frame.kind {
             FrameKind::Hello => Message::Hello(json(&frame)?),
-            FrameKind::Request => Message::Request(json(&frame)?),
+            FrameKind::Request => Message::Request(Request::decode_payload(&frame.payload)?),
             FrameKind::Response => Message::Response(json(&frame)?),
             FrameKind::Exit => Message::Exit(json(&frame)?),
             FrameKind::Error => Message::Error(json(&frame)?),
@@ -266,7 +427,9 @@ impl<S: Read + Write> Connection<S> {
         self.recv()?.ok_or(ProtoError::UnexpectedEof)
     }
 
-    /// Host side of the handshake: send our `Hello`, check the agent's.
+    /// Host side of the handshake: send our `Hello` (listing
+    /// [`features::ALL`]), check the agent's with [`check_peer_hello`] and
+    /// return it, so the caller can ask [`Hello::supports`].
     pub fn client_handshake(&mut self, peer: &str) -> Result<Hello, ProtoError> {
         self.send_hello(peer)?;
         self.expect_hello()
@@ -286,22 +449,16 @@ impl<S: Read + Write> Connection<S> {
     }
 
     fn send_hello(&mut self, peer: &str) -> Result<(), ProtoError> {
-        self.send(&Message::Hello(Hello {
-            protocol_version: PROTOCOL_VERSION,
-            peer: peer.to_string(),
-        }))
+        self.send(&Message::Hello(Hello::new(peer, features::ALL)))
     }
 
     fn expect_hello(&mut self) -> Result<Hello, ProtoError> {
         match self.expect()? {
-            Message::Hello(h) if h.protocol_version == PROTOCOL_VERSION => Ok(h),
-            Message::Hello(h) => Err(ProtoError::VersionMismatch {
-                host: PROTOCOL_VERSION,
-                agent: h.protocol_version,
-            }),
-            Message::Error(e) if e.code == ErrorCode::VersionMismatch => {
-                Err(ProtoError::Unexpected("version_mismatch error"))
+            Message::Hello(h) => {
+                check_peer_hello(&h)?;
+                Ok(h)
             }
+            Message::Error(e) => Err(ProtoError::Refused(e)),
             other => Err(ProtoError::Unexpected(other.name())),
         }
     }
@@ -334,24 +491,273 @@ mod tests {
         assert_eq!(v["timeout_ms"], 5);
     }
 
-    #[test]
-    fn malformed_json_is_an_error() {
-        let frame = Frame {
+    fn decode_request(payload: &str) -> Result<Message, ProtoError> {
+        Message::decode(Frame {
             kind: FrameKind::Request,
-            payload: b"{\"op\":\"nope\"}".to_vec(),
+            payload: payload.as_bytes().to_vec(),
+        })
+    }
+
+    #[test]
+    fn malformed_requests_are_malformed() {
+        for payload in [
+            "not json",
+            "[1, 2]",
+            "{}",
+            r#"{"argv": ["true"]}"#,
+            r#"{"op": 7}"#,
+            r#"{"op": "exec"}"#,
+            r#"{"op": "extract", "dest": 3}"#,
+            r#"{"op": "raw_source"}"#,
+        ] {
+            assert!(
+                matches!(decode_request(payload), Err(ProtoError::Malformed { .. })),
+                "{payload}: {:?}",
+                decode_request(payload)
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_op_is_unsupported_with_its_name() {
+        match decode_request(r#"{"op": "format_disk", "device": "/dev/vda"}"#) {
+            Err(ProtoError::UnsupportedOp(op)) => assert_eq!(op, "format_disk"),
+            other => panic!("unexpected {other:?}"),
+        }
+        // Unknown fields on a known op are ignored, not unsupported.
+        assert_eq!(
+            decode_request(r#"{"op": "ping", "since": 3}"#).unwrap(),
+            Message::Request(Request::Ping)
+        );
+    }
+
+    /// One request of every kind; the match makes adding a variant without
+    /// listing it here a compile error.
+    fn every_request() -> Vec<Request> {
+        let exec = ExecRequest {
+            argv: vec!["true".into()],
+            env: vec![],
+            cwd: None,
+            timeout_ms: None,
+            direct_output: false,
+            output_token: None,
         };
+        let all = vec![
+            Request::Ping,
+            Request::Exec(exec),
+            Request::Shutdown,
+            Request::AttachOutput {
+                token: 1,
+                stream: OutputStream::Stdout,
+            },
+            Request::KillGroup,
+            Request::Extract { dest: "/w".into() },
+            Request::RawEcho,
+            Request::RawSource { bytes: 1 },
+        ];
+        for r in &all {
+            match r {
+                Request::Ping
+                | Request::Exec(_)
+                | Request::Shutdown
+                | Request::AttachOutput { .. }
+                | Request::KillGroup
+                | Request::Extract { .. }
+                | Request::RawEcho
+                | Request::RawSource { .. } => {}
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn every_request_has_a_known_op_and_a_feature() {
+        let all = every_request();
+        assert_eq!(all.len(), KNOWN_OPS.len());
+        for r in all {
+            let v = serde_json::to_value(&r).unwrap();
+            assert_eq!(v["op"], r.op());
+            assert!(KNOWN_OPS.contains(&r.op()), "{}", r.op());
+            assert!(features::ALL.contains(&r.feature()), "{}", r.feature());
+            assert!(features::BASE.contains(&r.feature()), "{}", r.feature());
+            assert_eq!(r.required_features()[0], r.feature());
+            assert_eq!(roundtrip(&Message::Request(r.clone())), Message::Request(r));
+        }
+        let direct = Request::Exec(ExecRequest {
+            argv: vec!["true".into()],
+            env: vec![],
+            cwd: None,
+            timeout_ms: None,
+            direct_output: true,
+            output_token: Some(9),
+        });
+        assert_eq!(
+            direct.required_features(),
+            &[features::EXEC, features::DIRECT_OUTPUT]
+        );
+    }
+
+    #[test]
+    fn hello_without_features_is_an_old_agent_with_the_base_set() {
+        let frame = Frame {
+            kind: FrameKind::Hello,
+            payload: br#"{"protocol_version":1,"peer":"pyro-agent 0.0.9"}"#.to_vec(),
+        };
+        let Message::Hello(h) = Message::decode(frame).unwrap() else {
+            panic!("not a hello");
+        };
+        assert!(h.features.is_empty());
+        check_peer_hello(&h).unwrap();
+        for f in features::BASE {
+            assert!(h.supports(f), "{f}");
+        }
+        assert!(!h.supports("pty"));
+    }
+
+    #[test]
+    fn hello_lists_features_and_old_peers_ignore_the_field() {
+        let h = Hello::new("host", &[features::EXEC, "pty"]);
+        assert!(h.supports("pty"));
+        assert!(h.supports(features::EXEC));
+        assert!(!h.supports(features::EXTRACT));
+        let v = serde_json::to_value(&h).unwrap();
+        assert_eq!(v["features"], serde_json::json!(["exec", "pty"]));
+        assert_eq!(v["protocol_version"], PROTOCOL_VERSION);
+        // What an agent that predates feature lists decodes it as.
+        #[derive(Deserialize)]
+        #[allow(dead_code)]
+        struct OldHello {
+            protocol_version: u32,
+            peer: String,
+        }
+        let old: OldHello = serde_json::from_value(v).unwrap();
+        assert_eq!(old.protocol_version, PROTOCOL_VERSION);
+    }
+
+    #[test]
+    fn equal_majors_talk_whatever_their_features() {
+        let ours = Hello::new("agent", features::ALL);
+        let mut more = ours.clone();
+        more.features.push("teleport".into());
+        let fewer = Hello::new("agent", &[features::PING]);
+        for h in [&ours, &more, &fewer] {
+            check_peer_hello(h).unwrap();
+        }
+    }
+
+    #[test]
+    fn another_major_is_refused() {
+        for v in [0, PROTOCOL_VERSION + 1] {
+            let mut h = Hello::new("future", features::ALL);
+            h.protocol_version = v;
+            match check_peer_hello(&h) {
+                Err(ProtoError::VersionMismatch { ours, theirs }) => {
+                    assert_eq!((ours, theirs), (PROTOCOL_VERSION, v))
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_error_codes_decode_as_unknown() {
+        let frame = Frame {
+            kind: FrameKind::Error,
+            payload: br#"{"code":"quota_exceeded","message":"no","retry_ms":5}"#.to_vec(),
+        };
+        assert_eq!(
+            Message::decode(frame).unwrap(),
+            Message::Error(RemoteError::new(ErrorCode::Unknown, "no"))
+        );
+    }
+
+    #[test]
+    fn unsupported_errors_name_the_feature_and_old_errors_have_none() {
+        let e = RemoteError::unsupported("format_disk");
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(v["code"], "unsupported");
+        assert_eq!(v["feature"], "format_disk");
+        assert!(e
+            .message
+            .starts_with("this guest agent does not support 'format_disk'; "));
+        let plain = serde_json::to_value(RemoteError::new(ErrorCode::Internal, "x")).unwrap();
+        assert!(plain.get("feature").is_none());
+        let old: RemoteError =
+            serde_json::from_str(r#"{"code":"bad_request","message":"m"}"#).unwrap();
+        assert_eq!(old, RemoteError::new(ErrorCode::BadRequest, "m"));
+    }
+
+    /// The agent refusing our `Hello` surfaces as `Refused` with its error.
+    #[test]
+    fn handshake_reports_a_refusal_and_checks_the_major() {
+        struct Scripted {
+            input: std::io::Cursor<Vec<u8>>,
+            output: Vec<u8>,
+        }
+        impl Read for Scripted {
+            fn read(&mut self, b: &mut [u8]) -> std::io::Result<usize> {
+                self.input.read(b)
+            }
+        }
+        impl Write for Scripted {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.output.extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let answer = |m: Message| {
+            let mut buf = Vec::new();
+            m.encode(&mut buf).unwrap();
+            Connection::new(Scripted {
+                input: std::io::Cursor::new(buf),
+                output: Vec::new(),
+            })
+        };
+        let refusal = RemoteError::new(ErrorCode::VersionMismatch, "old");
+        let mut conn = answer(Message::Error(refusal.clone()));
+        match conn.client_handshake("host") {
+            Err(ProtoError::Refused(e)) => assert_eq!(e, refusal),
+            other => panic!("unexpected {other:?}"),
+        }
+        let mut future = Hello::new("agent", &[]);
+        future.protocol_version += 1;
+        let mut conn = answer(Message::Hello(future));
         assert!(matches!(
-            Message::decode(frame),
-            Err(ProtoError::Malformed { .. })
+            conn.client_handshake("host"),
+            Err(ProtoError::VersionMismatch { .. })
         ));
+        // Our own Hello lists every feature of this build.
+        let sent = read_frame(&mut conn.get_ref().output.as_slice())
+            .unwrap()
+            .unwrap();
+        let Message::Hello(ours) = Message::decode(sent).unwrap() else {
+            panic!("not a hello");
+        };
+        assert_eq!(ours, Hello::new("host", features::ALL));
+        let mut conn = answer(Message::Hello(Hello {
+            protocol_version: PROTOCOL_VERSION,
+            peer: "old agent".into(),
+            features: vec![],
+        }));
+        let theirs = conn.client_handshake("host").unwrap();
+        assert!(theirs.supports(features::EXEC));
     }
 
     fn arb_message() -> impl Strategy<Value = Message> {
         prop_oneof![
-            (any::<u32>(), ".{0,20}").prop_map(|(v, p)| Message::Hello(Hello {
-                protocol_version: v,
-                peer: p
-            })),
+            (
+                any::<u32>(),
+                ".{0,20}",
+                proptest::collection::vec("[a-z_]{0,12}", 0..8)
+            )
+                .prop_map(|(v, p, features)| Message::Hello(Hello {
+                    protocol_version: v,
+                    peer: p,
+                    features,
+                })),
             (
                 proptest::collection::vec(".{0,10}", 0..5),
                 proptest::collection::vec((".{0,5}", ".{0,5}"), 0..3),
@@ -387,10 +793,22 @@ mod tests {
                         duration_ms
                     }
                 )),
-            ".{0,40}".prop_map(|m| Message::Error(RemoteError {
-                code: ErrorCode::Internal,
-                message: m
-            })),
+            (
+                prop_oneof![
+                    Just(ErrorCode::VersionMismatch),
+                    Just(ErrorCode::Unsupported),
+                    Just(ErrorCode::BadRequest),
+                    Just(ErrorCode::SpawnFailed),
+                    Just(ErrorCode::Internal),
+                ],
+                ".{0,40}",
+                proptest::option::of("[a-z_]{0,12}")
+            )
+                .prop_map(|(code, message, feature)| Message::Error(RemoteError {
+                    code,
+                    message,
+                    feature
+                })),
         ]
     }
 

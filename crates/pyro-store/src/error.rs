@@ -1,10 +1,12 @@
-//! The store's error type; messages are written for end users.
+//! The store's error type; messages are written for end users of every
+//! surface (CLI, Python SDK, MCP), so they never contain CLI syntax: hints
+//! such as which command to run are added per surface by the caller.
 
 /// What the store refuses or fails with.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// Nothing has that id or name.
-    #[error("workspace '{what}' does not exist; `pyro workspace list` shows what does")]
+    #[error("workspace '{what}' does not exist")]
     NotFound {
         /// The id or name asked for.
         what: String,
@@ -30,7 +32,7 @@ pub enum StoreError {
         message: String,
     },
     /// An update would change nothing.
-    #[error("workspace update requested no effective change")]
+    #[error("workspace update requested no effective metadata change")]
     NoChange,
     /// The database is newer than this pyro.
     #[error("the workspace database has schema version {found} but this pyro knows up to {known}; upgrade pyro")]

@@ -10,7 +10,7 @@
 //!
 //! ```text
 //! workspaces(workspace_id TEXT PK,            -- 12 lowercase hex
-//!            name TEXT UNIQUE NULL,             -- never 12 lowercase hex
+//!            name TEXT UNIQUE NULL,             -- never 12 hex, any case
 //!            environment, environment_version,
 //!            state CHECK IN (creating, started, stopped, failed),
 //!            vcpu_count, mem_mib, ttl_seconds NULL, network_policy,
@@ -19,7 +19,7 @@
 //!            runtime JSON, seed JSON)
 //!   index workspaces_by_activity (last_activity_at DESC, created_at DESC, workspace_id)
 //! labels(workspace_id → workspaces ON DELETE CASCADE, key, value,
-//!        PK (workspace_id, key))
+//!        PK (workspace_id, key))            -- at most 64 per workspace
 //!   index labels_by_key_value (key, value)
 //! commands(workspace_id → workspaces ON DELETE CASCADE, sequence, command,
 //!          cwd, exit_code, duration_ms, stdout, stderr, recorded_at,
@@ -65,6 +65,10 @@
 //! A [`Store`] holds one connection behind a mutex: one per process,
 //! shareable between threads.
 //!
+//! The database and its `-wal` and `-shm` files are mode 0600 (created so,
+//! and tightened at open if they are not): they hold command lines and
+//! output.
+//!
 //! # Time
 //!
 //! Timestamps are float Unix epoch seconds passed in by the caller (`now`);
@@ -88,6 +92,7 @@ pub use record::{
 pub use store::Store;
 pub use store::BUSY_TIMEOUT;
 pub use validate::{
-    is_workspace_id, parse_label_arg, validate_label_key, validate_label_value, validate_name,
+    is_workspace_id, looks_like_workspace_id, parse_label_arg, parse_label_args,
+    validate_label_key, validate_label_value, validate_name, MAX_KEY_CHARS, MAX_LABELS,
     MAX_VALUE_CHARS,
 };

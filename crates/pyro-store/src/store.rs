@@ -16,7 +16,10 @@ use crate::record::{
     WorkspaceState, WorkspaceSummary,
 };
 use crate::schema::MIGRATIONS;
-use crate::validate::{is_workspace_id, validate_label_key, validate_label_value, validate_name};
+use crate::validate::{
+    check_label_count, is_workspace_id, looks_like_workspace_id, validate_label_key,
+    validate_label_value, validate_name,
+};
 use crate::StoreError;
 
 /// How long a writer waits for another process's transaction before giving
@@ -114,16 +117,26 @@ fn summary_from_row(row: &Row<'_>) -> rusqlite::Result<WorkspaceSummary> {
     })
 }
 
+/// How `find` looks `what` up: a string shaped like an id (12 hex
+/// characters, any case) only ever as an id, lowercased; anything else as a
+/// name. Names never have the id shape (see `validate_name`), so no name
+/// can shadow an id, even one stored before that rule.
+fn lookup(what: &str) -> (&'static str, String) {
+    let what = what.trim();
+    if looks_like_workspace_id(what) {
+        ("w.workspace_id", what.to_ascii_lowercase())
+    } else {
+        ("w.name", what.to_string())
+    }
+}
+
 /// The record with this id or name, read in one statement (so its labels
 /// and fields come from the same snapshot).
 fn find(conn: &Connection, id_or_name: &str) -> Result<WorkspaceRecord> {
-    let sql = format!(
-        "{} WHERE w.workspace_id = ?1 OR w.name = ?1 \
-         ORDER BY w.workspace_id = ?1 DESC LIMIT 1",
-        record_select()
-    );
+    let (column, key) = lookup(id_or_name);
+    let sql = format!("{} WHERE {column} = ?1", record_select());
     conn.prepare_cached(&sql)?
-        .query_row([id_or_name.trim()], record_from_row)
+        .query_row([key], record_from_row)
         .optional()?
         .ok_or_else(|| StoreError::NotFound {
             what: id_or_name.to_string(),
@@ -141,15 +154,25 @@ fn name_taken(tx: &Transaction<'_>, name: &str, except: &str) -> Result<bool> {
         .is_some())
 }
 
+/// Validates and strips every label. Two keys that are the same once
+/// stripped (`"k"` and `" k "`) are refused rather than one silently
+/// dropped.
 fn valid_labels(labels: &BTreeMap<String, String>) -> Result<BTreeMap<String, String>> {
-    labels
-        .iter()
-        .map(|(k, v)| {
-            let k = validate_label_key(k)?;
-            let v = validate_label_value(&k, v)?;
-            Ok((k, v))
-        })
-        .collect()
+    let mut valid = BTreeMap::new();
+    for (k, v) in labels {
+        let k = validate_label_key(k)?;
+        let v = validate_label_value(&k, v)?;
+        if let Some(first) = valid.get(&k) {
+            return Err(StoreError::invalid(
+                "label",
+                format!(
+                    "label '{k}' is given twice (values '{first}' and '{v}'); give each key once"
+                ),
+            ));
+        }
+        valid.insert(k, v);
+    }
+    Ok(valid)
 }
 
 fn upsert_label(tx: &Transaction<'_>, id: &str, key: &str, value: &str) -> Result<()> {
@@ -228,14 +251,53 @@ fn enable_wal(conn: &Connection) -> Result<()> {
     }
 }
 
+/// Makes `path` mode 0600: creates it so when `create` and it is missing
+/// (never truncating), and tightens it when it exists with more.
+fn private_file(path: &Path, create: bool) -> Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let unusable = |what: &str, e: std::io::Error| {
+        StoreError::Unusable(format!("{what} {}: {e}", path.display()))
+    };
+    if create {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(unusable("cannot create", e)),
+        }
+    }
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if !create && e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(unusable("cannot inspect", e)),
+    };
+    if meta.is_file() && meta.permissions().mode() & 0o077 != 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| unusable("cannot restrict the permissions of", e))?;
+    }
+    Ok(())
+}
+
 impl Store {
     /// Opens (creating if needed) and migrates the database at `path`
-    /// (normally `<state_dir>/pyro.db`). Fails with
-    /// [`StoreError::SchemaTooNew`] when a newer pyro wrote it.
+    /// (normally `<state_dir>/pyro.db`). The file and its `-wal` and `-shm`
+    /// companions are made mode 0600 (SQLite creates the companions with
+    /// the database's mode). Fails with [`StoreError::SchemaTooNew`] when a
+    /// newer pyro wrote it.
     pub fn open(path: &Path) -> Result<Store> {
+        private_file(path, true)?;
         let mut conn = Connection::open(path)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         enable_wal(&conn)?;
+        for suffix in ["-wal", "-shm"] {
+            let mut companion = path.as_os_str().to_owned();
+            companion.push(suffix);
+            private_file(Path::new(&companion), false)?;
+        }
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         migrate(&mut conn)?;
@@ -267,7 +329,7 @@ impl Store {
 
     /// Adds a workspace in state `creating`; `created_at` and
     /// `last_activity_at` are `now`. Name and labels are validated (and
-    /// stripped) here.
+    /// stripped) here; at most [`MAX_LABELS`](crate::MAX_LABELS) labels.
     pub fn insert(&self, new: &NewWorkspace, now: f64) -> Result<WorkspaceRecord> {
         if !is_workspace_id(&new.workspace_id) {
             return Err(StoreError::invalid(
@@ -280,6 +342,7 @@ impl Store {
         }
         let name = new.name.as_deref().map(validate_name).transpose()?;
         let labels = valid_labels(&new.labels)?;
+        check_label_count(labels.len())?;
         let id = new.workspace_id.as_str();
         self.write(|tx| {
             let exists = tx
@@ -327,7 +390,9 @@ impl Store {
         })
     }
 
-    /// The workspace with this id or name. Reads only.
+    /// The workspace with this id or name. A string of 12 hex characters
+    /// (any case) is only ever looked up as an id, so no name can shadow
+    /// an id. Reads only.
     pub fn resolve(&self, id_or_name: &str) -> Result<WorkspaceRecord> {
         find(&self.conn(), id_or_name)
     }
@@ -371,8 +436,10 @@ impl Store {
     /// Renames and relabels the workspace with this id or name.
     ///
     /// Everything is validated before anything is read. A key both set and
-    /// cleared is refused ([`StoreError::Invalid`]); a name another workspace
-    /// has is refused ([`StoreError::DuplicateName`]); a call that would
+    /// cleared is refused ([`StoreError::Invalid`]), and so is a change that
+    /// would leave more than [`MAX_LABELS`](crate::MAX_LABELS) labels; a name
+    /// another workspace has is refused ([`StoreError::DuplicateName`]); a
+    /// call that would
     /// change nothing (same name, same label values, clearing absent keys) is
     /// refused ([`StoreError::NoChange`]) and writes nothing. Otherwise the
     /// changes and `last_activity_at = now` are written in one transaction.
@@ -418,6 +485,16 @@ impl Store {
                 .collect();
             if !rename && upserts.is_empty() && removals.is_empty() {
                 return Err(StoreError::NoChange);
+            }
+            let added = upserts
+                .iter()
+                .filter(|(k, _)| !current.labels.contains_key(*k))
+                .count();
+            let count = current.labels.len() + added - removals.len();
+            // A workspace stored with more labels than the cap (before it
+            // existed) can still be renamed or lose labels.
+            if count > current.labels.len() {
+                check_label_count(count)?;
             }
             if rename {
                 if let Some(n) = &new_name {
@@ -664,18 +741,25 @@ mod tests {
             p.contains("sqlite_autoindex_labels_1 (workspace_id=?)"),
             "{p}"
         );
-        // Resolving by name or id uses their unique indexes.
-        let sql = format!(
-            "EXPLAIN QUERY PLAN {} WHERE w.workspace_id = ?1 OR w.name = ?1",
-            record_select()
-        );
+        // Resolving by id or by name uses their unique indexes.
         let conn = store.conn();
-        let mut stmt = conn.prepare(&sql).unwrap();
-        let p: Vec<String> = stmt
-            .query_map(["x"], |r| r.get::<_, String>(3))
-            .unwrap()
-            .collect::<rusqlite::Result<_>>()
-            .unwrap();
-        assert!(p.iter().any(|l| l.contains("MULTI-INDEX OR")), "{p:?}");
+        for (what, index) in [
+            ("00000000000A", "sqlite_autoindex_workspaces_1"),
+            ("bench-7", "sqlite_autoindex_workspaces_2"),
+        ] {
+            let (column, key) = lookup(what);
+            let sql = format!("EXPLAIN QUERY PLAN {} WHERE {column} = ?1", record_select());
+            let mut stmt = conn.prepare(&sql).unwrap();
+            let p: Vec<String> = stmt
+                .query_map([key], |r| r.get::<_, String>(3))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap();
+            assert!(
+                p.iter()
+                    .any(|l| l.contains(&format!("USING INDEX {index}"))),
+                "{what}: {p:?}"
+            );
+        }
     }
 }

@@ -1,23 +1,76 @@
 //! Rules for names and labels, one place for every surface.
 
+use std::collections::BTreeMap;
+
 use crate::StoreError;
 
 /// Longest name or label value.
 pub const MAX_VALUE_CHARS: usize = 120;
 
-/// No control characters and no line breaks of any kind (C0/C1 controls,
-/// DEL, and the Unicode line and paragraph separators).
-fn printable(s: &str) -> bool {
-    !s.chars()
-        .any(|c| c.is_control() || c == '\u{2028}' || c == '\u{2029}')
+/// Longest label key.
+pub const MAX_KEY_CHARS: usize = 64;
+
+/// Most labels one workspace can have.
+pub const MAX_LABELS: usize = 64;
+
+/// Characters that render as nothing or reorder text around them: soft
+/// hyphen, Arabic letter mark, Mongolian vowel separator, zero-width
+/// spaces and joiners, directional marks, embeddings and overrides, word
+/// joiner and invisible operators, byte order mark, interlinear annotation
+/// and tag characters. A name holding one can look identical to another
+/// name, or display as something else.
+fn invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{E0000}'..='\u{E007F}'
+    )
+}
+
+/// What is wrong with the characters of `s`, if anything: control
+/// characters and line breaks of any kind (C0/C1 controls, DEL, the Unicode
+/// line and paragraph separators), or invisible and formatting characters
+/// (see [`invisible`]). The message starts with `what` and names the first
+/// offending character as `U+XXXX`.
+fn bad_chars(what: &str, s: &str) -> Option<String> {
+    if let Some(c) = s
+        .chars()
+        .find(|&c| c.is_control() || c == '\u{2028}' || c == '\u{2029}')
+    {
+        return Some(format!(
+            "{what} must not contain newlines or control characters (found U+{:04X})",
+            c as u32
+        ));
+    }
+    s.chars().find(|&c| invisible(c)).map(|c| {
+        format!(
+            "{what} must not contain invisible or formatting characters (found U+{:04X})",
+            c as u32
+        )
+    })
 }
 
 /// Whether `s` has the shape of a workspace id: exactly 12 lowercase hex
-/// characters. Names never have it, so ids and names cannot be confused.
+/// characters.
 pub fn is_workspace_id(s: &str) -> bool {
     s.len() == 12
         && s.bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Whether `s` could be taken for a workspace id: 12 hex characters in any
+/// case. Names never have this shape, and looking up such a string only
+/// ever finds the workspace with that id (lowercased), so a name can never
+/// shadow an id.
+pub fn looks_like_workspace_id(s: &str) -> bool {
+    s.len() == 12 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// Checks and normalises (strips) a workspace name.
@@ -32,13 +85,10 @@ pub fn validate_name(name: &str) -> Result<String, StoreError> {
             format!("name must be at most {MAX_VALUE_CHARS} characters"),
         ));
     }
-    if !printable(name) {
-        return Err(StoreError::invalid(
-            "name",
-            "name must not contain newlines or control characters",
-        ));
+    if let Some(message) = bad_chars("name", name) {
+        return Err(StoreError::invalid("name", message));
     }
-    if is_workspace_id(name) {
+    if looks_like_workspace_id(name) {
         return Err(StoreError::invalid(
             "name",
             format!(
@@ -47,6 +97,20 @@ pub fn validate_name(name: &str) -> Result<String, StoreError> {
         ));
     }
     Ok(name.to_string())
+}
+
+/// Refuses a label set larger than [`MAX_LABELS`]; `count` is how many
+/// labels the workspace would have after the change.
+pub(crate) fn check_label_count(count: usize) -> Result<(), StoreError> {
+    if count > MAX_LABELS {
+        return Err(StoreError::invalid(
+            "labels",
+            format!(
+                "a workspace can have at most {MAX_LABELS} labels; this change would give it {count}"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Checks and normalises a label key: `^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`.
@@ -58,7 +122,7 @@ pub fn validate_label_key(key: &str) -> Result<String, StoreError> {
     if key.is_empty() {
         return Err(StoreError::invalid("label", "label key must not be empty"));
     }
-    if !first_ok || !rest_ok || key.len() > 64 {
+    if !first_ok || !rest_ok || key.len() > MAX_KEY_CHARS {
         return Err(StoreError::invalid(
             "label",
             format!("label key '{key}' must match ^[A-Za-z0-9][A-Za-z0-9._-]{{0,63}}$"),
@@ -82,11 +146,8 @@ pub fn validate_label_value(key: &str, value: &str) -> Result<String, StoreError
             format!("label '{key}' must be at most {MAX_VALUE_CHARS} characters"),
         ));
     }
-    if !printable(value) {
-        return Err(StoreError::invalid(
-            "label",
-            format!("label '{key}' must not contain newlines or control characters"),
-        ));
+    if let Some(message) = bad_chars(&format!("label '{key}'"), value) {
+        return Err(StoreError::invalid("label", message));
     }
     Ok(value.to_string())
 }
@@ -105,6 +166,27 @@ pub fn parse_label_arg(arg: &str) -> Result<(String, String), StoreError> {
     let key = validate_label_key(k)?;
     let value = validate_label_value(&key, v)?;
     Ok((key, value))
+}
+
+/// Parses repeated `KEY=VALUE` arguments (each as [`parse_label_arg`]) into
+/// a label map. A key given twice is refused, whatever its values, rather
+/// than silently keeping one of them.
+pub fn parse_label_args(args: &[String]) -> Result<BTreeMap<String, String>, StoreError> {
+    let mut labels = BTreeMap::new();
+    for arg in args {
+        let (key, value) = parse_label_arg(arg)?;
+        if let Some(first) = labels.get(&key) {
+            return Err(StoreError::invalid(
+                "label",
+                format!(
+                    "label '{key}' is given twice (values '{first}' and '{value}'); \
+                     give each key once"
+                ),
+            ));
+        }
+        labels.insert(key, value);
+    }
+    Ok(labels)
 }
 
 #[cfg(test)]
@@ -150,7 +232,6 @@ mod tests {
             (&long_ok, Ok(&long_ok)),
             (&wide_ok, Ok(&wide_ok)),
             ("0123456789abc", Ok("0123456789abc")),
-            ("0123456789AB", Ok("0123456789AB")),
             ("0123456789ag", Ok("0123456789ag")),
             ("", Err("name must not be empty")),
             ("   ", Err("name must not be empty")),
@@ -161,11 +242,74 @@ mod tests {
             ("nul\0", Err("newlines or control")),
             ("del\u{7f}x", Err("newlines or control")),
             ("line\u{2028}sep", Err("newlines or control")),
+            ("two\nlines", Err("(found U+000A)")),
+            (
+                "nel\u{85}x",
+                Err("newlines or control characters (found U+0085)"),
+            ),
             ("0123456789ab", Err("looks like a workspace id")),
             (" 0123456789ab ", Err("looks like a workspace id")),
+            ("0123456789AB", Err("looks like a workspace id")),
+            ("aBcDeF012345", Err("looks like a workspace id")),
+            ("ABCDEFABCDEF", Err("looks like a workspace id")),
+            (
+                "zero\u{200B}width",
+                Err("invisible or formatting characters (found U+200B)"),
+            ),
+            ("evil\u{202E}txt.exe", Err("(found U+202E)")),
+            ("\u{FEFF}bom", Err("(found U+FEFF)")),
+            ("soft\u{AD}hyphen", Err("(found U+00AD)")),
+            ("tag\u{E0041}", Err("(found U+E0041)")),
         ];
         for (input, want) in table {
             check("name", input, validate_name(input), want.map(String::from));
+        }
+    }
+
+    #[test]
+    fn names_refuse_every_invisible_or_formatting_character() {
+        let invisible: Vec<char> = [
+            0xAD, 0x61C, 0x180E, 0x200B, 0x200C, 0x200D, 0x200E, 0x200F, 0x202A, 0x202B, 0x202C,
+            0x202D, 0x202E, 0x2060, 0x2061, 0x2064, 0x2066, 0x2069, 0x206F, 0xFEFF, 0xFFF9, 0xFFFA,
+            0xFFFB, 0xE0000, 0xE0001, 0xE007F,
+        ]
+        .into_iter()
+        .map(|c| char::from_u32(c).unwrap())
+        .collect();
+        for c in invisible {
+            for name in [format!("a{c}b"), format!("{c}ab"), format!("ab{c}")] {
+                let err = validate_name(&name).unwrap_err().to_string();
+                let code = format!("U+{:04X}", c as u32);
+                assert!(
+                    err.contains("invisible or formatting") && err.contains(&code),
+                    "{name:?}: {err}"
+                );
+            }
+            let err = validate_label_value("k", &format!("a{c}b"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with("label 'k' must not contain invisible"),
+                "{err}"
+            );
+        }
+        for c in (0u32..0x20).chain(0x7F..0xA0).filter_map(char::from_u32) {
+            let err = validate_name(&format!("a{c}b")).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("control characters (found U+{:04X})", c as u32)),
+                "{err}"
+            );
+        }
+        // Neighbours of the refused ranges are fine.
+        for ok in [
+            "a\u{AC}b",
+            "a\u{200A}b",
+            "a\u{2070}b",
+            "a\u{FFFC}b",
+            "a\u{E0080}b",
+            "日本",
+        ] {
+            assert_eq!(validate_name(ok).unwrap(), ok);
         }
     }
 
@@ -256,6 +400,55 @@ mod tests {
     }
 
     #[test]
+    fn label_args_table() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let map = |p: &[(&str, &str)]| {
+            p.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<BTreeMap<_, _>>()
+        };
+        type Labels = BTreeMap<String, String>;
+        let table: Vec<(Vec<String>, Result<Labels, &str>)> = vec![
+            (args(&[]), Ok(map(&[]))),
+            (args(&["a=1", "b=2"]), Ok(map(&[("a", "1"), ("b", "2")]))),
+            (args(&[" a = x=y "]), Ok(map(&[("a", "x=y")]))),
+            (
+                args(&["k=a", "k=b"]),
+                Err("label 'k' is given twice (values 'a' and 'b'); give each key once"),
+            ),
+            (
+                args(&["k=a", "other=1", " k = a "]),
+                Err("label 'k' is given twice (values 'a' and 'a'); give each key once"),
+            ),
+            (
+                args(&["k=a", "bad"]),
+                Err("labels must use KEY=VALUE, got 'bad'"),
+            ),
+            (args(&["k=a\u{200B}"]), Err("(found U+200B)")),
+        ];
+        for (input, want) in table {
+            check("args", &input.join(" "), parse_label_args(&input), want);
+        }
+    }
+
+    #[test]
+    fn label_count_cap() {
+        assert!(check_label_count(MAX_LABELS).is_ok());
+        let err = check_label_count(MAX_LABELS + 3).unwrap_err();
+        assert!(matches!(
+            err,
+            StoreError::Invalid {
+                field: "labels",
+                ..
+            }
+        ));
+        assert_eq!(
+            err.to_string(),
+            "a workspace can have at most 64 labels; this change would give it 67"
+        );
+    }
+
+    #[test]
     fn ids() {
         for ok in ["0123456789ab", "ffffffffffff", "000000000000"] {
             assert!(is_workspace_id(ok), "{ok}");
@@ -268,6 +461,18 @@ mod tests {
             "",
         ] {
             assert!(!is_workspace_id(bad), "{bad}");
+        }
+        for shaped in ["0123456789ab", "0123456789AB", "ABCDEFabcdef"] {
+            assert!(looks_like_workspace_id(shaped), "{shaped}");
+        }
+        for not in [
+            "0123456789a",
+            "0123456789abc",
+            "0123456789ag",
+            "０１２３４５６７８９ab",
+            "",
+        ] {
+            assert!(!looks_like_workspace_id(not), "{not}");
         }
     }
 }

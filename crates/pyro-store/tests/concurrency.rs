@@ -48,12 +48,15 @@ fn run_children(test: &str, db: &Path) {
     }
 }
 
-/// 8 processes add 20 labels each to one workspace at once: none is lost.
+/// Labels each process adds: together exactly the per-workspace cap.
+const LABELS_EACH: usize = pyro_store::MAX_LABELS / PROCESSES;
+
+/// 8 processes add 8 labels each to one workspace at once: none is lost.
 #[test]
 fn concurrent_label_updates_lose_nothing() {
     if let Some((db, me)) = child() {
         let s = Store::open(&db).unwrap();
-        for i in 0..20 {
+        for i in 0..LABELS_EACH {
             let set = labels(&[(&format!("p{me}-{i}"), "v")]);
             s.update_metadata("shared", NameChange::Keep, set, vec![], 1.0 + i as f64)
                 .unwrap();
@@ -65,13 +68,13 @@ fn concurrent_label_updates_lose_nothing() {
         .unwrap();
     run_children("concurrent_label_updates_lose_nothing", &db(dir.path()));
     let r = s.resolve("shared").unwrap();
-    assert_eq!(r.labels.len(), PROCESSES * 20);
+    assert_eq!(r.labels.len(), PROCESSES * LABELS_EACH);
     for me in 0..PROCESSES {
-        for i in 0..20 {
+        for i in 0..LABELS_EACH {
             assert_eq!(r.labels[&format!("p{me}-{i}")], "v");
         }
     }
-    assert_eq!(r.last_activity_at, 20.0);
+    assert_eq!(r.last_activity_at, LABELS_EACH as f64);
 }
 
 /// 8 processes record 10 commands each on one workspace: sequences 1..=80,

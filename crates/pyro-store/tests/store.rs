@@ -111,9 +111,10 @@ fn unknown_workspace_is_not_found_naming_what_was_asked() {
     for what in ["zzz", "00000000000f", "A"] {
         let err = s.resolve(what).unwrap_err();
         assert!(matches!(&err, StoreError::NotFound { what: w } if w == what));
-        assert!(err
-            .to_string()
-            .starts_with(&format!("workspace '{what}' does not exist")));
+        assert_eq!(
+            err.to_string(),
+            format!("workspace '{what}' does not exist")
+        );
     }
     assert!(matches!(s.touch(B, 5.0), Err(StoreError::NotFound { .. })));
     assert!(matches!(
@@ -327,7 +328,7 @@ fn update_without_effect_is_refused_and_writes_nothing() {
         assert!(matches!(err, StoreError::NoChange), "{err:?}");
         assert_eq!(
             err.to_string(),
-            "workspace update requested no effective change"
+            "workspace update requested no effective metadata change"
         );
     }
     assert_eq!(data_version(&watcher), version, "a refused update wrote");
@@ -748,4 +749,328 @@ fn a_file_that_is_not_a_database_is_an_error() {
     .unwrap();
     let err = Store::open(&path).unwrap_err();
     assert!(matches!(err, StoreError::Sqlite(_)), "{err:?}");
+}
+
+// ---- names never shadow ids -------------------------------------------------
+
+#[test]
+fn names_shaped_like_ids_are_refused_in_any_case() {
+    let (_d, s) = open();
+    s.insert(&new(A, Some("a"), &[]), 1.0).unwrap();
+    for name in [
+        "00000000000A",
+        "00000000000b",
+        "ABCDEF012345",
+        " aBcDeF012345 ",
+    ] {
+        match s.insert(&new(B, Some(name), &[]), 2.0) {
+            Err(StoreError::Invalid {
+                field: "name",
+                message,
+            }) => {
+                assert!(message.contains("looks like a workspace id"), "{message}")
+            }
+            other => panic!("{name:?}: {other:?}"),
+        }
+        let err = s
+            .update_metadata(
+                A,
+                NameChange::Set(name.into()),
+                BTreeMap::new(),
+                vec![],
+                3.0,
+            )
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::Invalid { field: "name", .. }),
+            "{err:?}"
+        );
+    }
+    assert_eq!(s.resolve(A).unwrap().name.as_deref(), Some("a"));
+}
+
+#[test]
+fn an_id_lookup_is_never_shadowed_by_a_name() {
+    let (dir, s) = open();
+    s.insert(&new(A, Some("a"), &[]), 1.0).unwrap();
+    // A name stored before names shaped like ids were refused.
+    let raw = rusqlite::Connection::open(db(dir.path())).unwrap();
+    raw.execute(
+        "UPDATE workspaces SET name = '00000000000B' WHERE workspace_id = ?1",
+        [A],
+    )
+    .unwrap();
+    // Looking up that string is an id lookup: nothing has id ...0b yet.
+    for what in ["00000000000B", "00000000000b"] {
+        assert!(
+            matches!(s.resolve(what), Err(StoreError::NotFound { what: w }) if w == what),
+            "{what}"
+        );
+    }
+    s.insert(&new(B, Some("b"), &[]), 2.0).unwrap();
+    for what in ["00000000000B", "00000000000b", " 00000000000B "] {
+        assert_eq!(s.resolve(what).unwrap().workspace_id, B, "{what:?}");
+    }
+    // Ids resolve in any case; the legacy-named workspace by its id.
+    assert_eq!(s.resolve("00000000000A").unwrap().workspace_id, A);
+    assert_eq!(s.resolve(A).unwrap().name.as_deref(), Some("00000000000B"));
+}
+
+#[test]
+fn names_with_invisible_characters_are_refused() {
+    let (_d, s) = open();
+    s.insert(&new(A, Some("web"), &[]), 1.0).unwrap();
+    for (name, code) in [
+        ("we\u{200B}b", "U+200B"),
+        ("web\u{202E}", "U+202E"),
+        ("\u{2066}web", "U+2066"),
+        ("w\u{E0062}eb", "U+E0062"),
+    ] {
+        let err = s.insert(&new(B, Some(name), &[]), 2.0).unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Invalid { field: "name", message } if message.contains(code)),
+            "{name:?}: {err:?}"
+        );
+    }
+    assert_eq!(names(&s, &ListQuery::default()), ["web"]);
+}
+
+// ---- label limits ------------------------------------------------------------
+
+fn many(n: usize) -> Vec<(String, String)> {
+    (0..n)
+        .map(|i| (format!("k{i:03}"), format!("v{i}")))
+        .collect()
+}
+
+fn as_map(pairs: &[(String, String)]) -> BTreeMap<String, String> {
+    pairs.iter().cloned().collect()
+}
+
+fn insert_with(s: &Store, id: &str, pairs: &[(String, String)]) -> Result<(), StoreError> {
+    let mut req = new(id, None, &[]);
+    req.labels = as_map(pairs);
+    s.insert(&req, 1.0).map(drop)
+}
+
+#[test]
+fn labels_are_capped_at_64_per_workspace() {
+    let (_d, s) = open();
+    let err = insert_with(&s, A, &many(65)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Invalid {
+                field: "labels",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "a workspace can have at most 64 labels; this change would give it 65"
+    );
+    assert!(matches!(s.resolve(A), Err(StoreError::NotFound { .. })));
+    insert_with(&s, A, &many(64)).unwrap();
+    assert_eq!(s.resolve(A).unwrap().labels.len(), 64);
+    // Adding one more is refused after merging, and writes nothing.
+    let before = s.resolve(A).unwrap();
+    let err = s
+        .update_metadata(
+            A,
+            NameChange::Set("x".into()),
+            labels(&[("extra", "1")]),
+            vec![],
+            5.0,
+        )
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "a workspace can have at most 64 labels; this change would give it 65"
+    );
+    let err = s
+        .update_metadata(A, NameChange::Keep, as_map(&many(70)[60..]), vec![], 5.0)
+        .unwrap_err();
+    assert!(err.to_string().ends_with("would give it 70"), "{err}");
+    assert_eq!(s.resolve(A).unwrap(), before);
+    // Replacing one label, or changing values, stays within the cap.
+    let r = s
+        .update_metadata(
+            A,
+            NameChange::Keep,
+            labels(&[("extra", "1"), ("k000", "changed")]),
+            vec!["k001".into()],
+            6.0,
+        )
+        .unwrap();
+    assert_eq!(r.labels.len(), 64);
+    assert_eq!(
+        (r.labels["extra"].as_str(), r.labels["k000"].as_str()),
+        ("1", "changed")
+    );
+}
+
+#[test]
+fn a_workspace_over_the_label_cap_can_still_shrink_and_be_renamed() {
+    let (dir, s) = open();
+    insert_with(&s, A, &many(10)).unwrap();
+    let raw = rusqlite::Connection::open(db(dir.path())).unwrap();
+    for (k, v) in &many(70)[10..] {
+        raw.execute(
+            "INSERT INTO labels (workspace_id, key, value) VALUES (?1, ?2, ?3)",
+            [A, k, v],
+        )
+        .unwrap();
+    }
+    s.update_metadata(
+        A,
+        NameChange::Set("legacy".into()),
+        BTreeMap::new(),
+        vec![],
+        2.0,
+    )
+    .unwrap();
+    s.update_metadata(
+        A,
+        NameChange::Keep,
+        labels(&[("k000", "x")]),
+        vec!["k001".into()],
+        3.0,
+    )
+    .unwrap();
+    assert_eq!(s.resolve(A).unwrap().labels.len(), 69);
+    let err = s
+        .update_metadata(A, NameChange::Keep, labels(&[("new", "1")]), vec![], 4.0)
+        .unwrap_err();
+    assert!(err.to_string().ends_with("would give it 70"), "{err}");
+}
+
+#[test]
+fn label_keys_equal_once_stripped_are_refused() {
+    let (_d, s) = open();
+    let err = s
+        .insert(&new(A, None, &[("k", "a"), (" k ", "b")]), 1.0)
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Invalid { field: "label", .. }),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("label 'k' is given twice"),
+        "{err}"
+    );
+    s.insert(&new(A, None, &[("k", "a")]), 1.0).unwrap();
+    let err = s
+        .update_metadata(
+            A,
+            NameChange::Keep,
+            labels(&[("j", "a"), ("j ", "b")]),
+            vec![],
+            2.0,
+        )
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("label 'j' is given twice"),
+        "{err}"
+    );
+}
+
+#[test]
+fn label_args_refuse_a_key_given_twice() {
+    let args: Vec<String> = ["team=a", "tier=dev", "team=b"].map(String::from).to_vec();
+    let err = pyro_store::parse_label_args(&args).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "label 'team' is given twice (values 'a' and 'b'); give each key once"
+    );
+    let args: Vec<String> = ["team=a", "tier=dev"].map(String::from).to_vec();
+    assert_eq!(
+        pyro_store::parse_label_args(&args).unwrap(),
+        labels(&[("team", "a"), ("tier", "dev")])
+    );
+}
+
+// ---- messages ------------------------------------------------------------------
+
+#[test]
+fn error_messages_carry_no_cli_syntax() {
+    let (_d, s) = open();
+    s.insert(&new(A, Some("a"), &[("k", "v")]), 1.0).unwrap();
+    s.insert(&new(B, Some("b"), &[]), 1.0).unwrap();
+    let errors = [
+        s.resolve("missing").unwrap_err(),
+        s.delete(C).unwrap_err(),
+        s.insert(&new(C, Some("a"), &[]), 2.0).unwrap_err(),
+        s.insert(&new(A, None, &[]), 2.0).unwrap_err(),
+        s.insert(&new(C, Some(""), &[]), 2.0).unwrap_err(),
+        s.insert(&new(C, None, &[("-k", "v")]), 2.0).unwrap_err(),
+        s.update_metadata(A, NameChange::Keep, BTreeMap::new(), vec![], 2.0)
+            .unwrap_err(),
+        s.update_metadata(
+            A,
+            NameChange::Keep,
+            labels(&[("k", "w")]),
+            vec!["k".into()],
+            2.0,
+        )
+        .unwrap_err(),
+        pyro_store::parse_label_args(&["k=a".into(), "k=b".into()]).unwrap_err(),
+        pyro_store::parse_label_arg("novalue").unwrap_err(),
+        "running".parse::<WorkspaceState>().unwrap_err(),
+    ];
+    for err in errors {
+        let msg = err.to_string();
+        for cli in ["`", "pyro ", "--"] {
+            assert!(!msg.contains(cli), "{msg:?} contains {cli:?}");
+        }
+    }
+}
+
+// ---- file permissions ------------------------------------------------------------
+
+fn mode(p: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+fn companion(path: &std::path::Path, suffix: &str) -> std::path::PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(suffix);
+    p.into()
+}
+
+#[test]
+fn the_database_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = db(dir.path());
+    let s = Store::open(&path).unwrap();
+    s.insert(&new(A, None, &[]), 1.0).unwrap();
+    for p in [
+        path.clone(),
+        companion(&path, "-wal"),
+        companion(&path, "-shm"),
+    ] {
+        assert_eq!(mode(&p), 0o600, "{}", p.display());
+    }
+    drop(s);
+    // Files left loose (by an older pyro, or by hand) are tightened.
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    raw.query_row("PRAGMA journal_mode", [], |_| Ok(()))
+        .unwrap();
+    raw.execute("UPDATE workspaces SET name = 'x'", []).unwrap();
+    let all = [
+        path.clone(),
+        companion(&path, "-wal"),
+        companion(&path, "-shm"),
+    ];
+    for p in &all {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o666)).unwrap();
+    }
+    let s = Store::open(&path).unwrap();
+    for p in &all {
+        assert_eq!(mode(p), 0o600, "{}", p.display());
+    }
+    assert_eq!(s.resolve("x").unwrap().workspace_id, A);
 }

@@ -22,8 +22,10 @@ pub enum ExecError {
     ConnectionLost(String),
     /// The agent did not answer in time.
     Timeout,
-    /// The agent sent something that is not allowed here, or an error.
+    /// The agent sent something that is not allowed here.
     Protocol(String),
+    /// The agent answered with an error of its own.
+    Remote(pyro_proto::RemoteError),
 }
 
 /// Runs one exec on a handshaken connection.
@@ -39,7 +41,7 @@ pub fn exec<S: Read + Write>(
             Ok(Some(Message::Stdout(b))) => sink.stdout(&b),
             Ok(Some(Message::Stderr(b))) => sink.stderr(&b),
             Ok(Some(Message::Exit(info))) => return Ok(info),
-            Ok(Some(Message::Error(e))) => return Err(ExecError::Protocol(e.message)),
+            Ok(Some(Message::Error(e))) => return Err(ExecError::Remote(e)),
             Ok(Some(other)) => {
                 return Err(ExecError::Protocol(format!(
                     "unexpected {} during exec",
@@ -147,7 +149,7 @@ pub fn exec_direct(
             .map_err(classify)?;
         match c.expect().map_err(classify)? {
             Message::Response(Response::Done) => {}
-            Message::Error(e) => return Err(ExecError::Protocol(e.message)),
+            Message::Error(e) => return Err(ExecError::Remote(e)),
             other => {
                 return Err(ExecError::Protocol(format!(
                     "unexpected {} after attach",
@@ -208,7 +210,7 @@ pub fn exec_direct(
                 Ok(Some(Message::Stdout(b))) => Event::Out(true, b),
                 Ok(Some(Message::Stderr(b))) => Event::Out(false, b),
                 Ok(Some(Message::Exit(info))) => Event::Exit(info),
-                Ok(Some(Message::Error(e))) => Event::Failed(ExecError::Protocol(e.message)),
+                Ok(Some(Message::Error(e))) => Event::Failed(ExecError::Remote(e)),
                 Ok(Some(other)) => Event::Failed(ExecError::Protocol(format!(
                     "unexpected {} during exec",
                     other.name()

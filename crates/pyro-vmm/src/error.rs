@@ -6,16 +6,22 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum VmmError {
     /// QEMU is not installed.
-    #[error("qemu-system-x86_64 is not installed; run `make setup` or `apt-get install qemu-system-x86`")]
+    #[error("qemu-system-x86_64 is not installed (Debian package qemu-system-x86)")]
     QemuMissing,
+    /// qemu-img is not installed.
+    #[error("qemu-img is not installed (Debian package qemu-utils)")]
+    QemuImgMissing,
     /// No vsock transport is available.
-    #[error("no vsock transport: /dev/vhost-vsock is absent and vhost-device-vsock is not installed; run `make setup` or `cargo install vhost-device-vsock`")]
+    #[error("no vsock transport: /dev/vhost-vsock is absent and vhost-device-vsock is not installed (crates.io package vhost-device-vsock)")]
     VsockMissing,
+    /// A guest that must keep its disk has none.
+    #[error("the workspace disk {0} is missing; its files cannot be recovered")]
+    DiskMissing(PathBuf),
     /// KVM was forced but is not usable.
     #[error("KVM was requested (PYRO_ACCEL=kvm) but /dev/kvm is not usable: {0}")]
     KvmUnavailable(String),
     /// A socket path would exceed the kernel's limit.
-    #[error("socket path {0} is too long for a unix socket; use a shorter PYRO_STATE_DIR")]
+    #[error("socket path {0} is too long for a unix socket")]
     SocketPathTooLong(PathBuf),
     /// A helper process could not be started.
     #[error("could not start {what}: {source}")]
@@ -45,6 +51,9 @@ pub enum VmmError {
     /// The agent broke the protocol or reported a failure.
     #[error("guest agent error: {0}")]
     Agent(String),
+    /// The agent refused the request, with its own code.
+    #[error("guest agent: {}", .0.message)]
+    Remote(pyro_proto::RemoteError),
     /// The agent did not answer in time.
     #[error("the guest agent did not answer within {0} s")]
     AgentTimeout(u64),

@@ -1,5 +1,6 @@
 //! pyro's VM layer: starting guests and talking to their agent.
 //!
+//! - [`Backend`]: the trait core drives guests through.
 //! - [`tools`]: finding QEMU, vhost-device-vsock and Firecracker and their
 //!   versions.
 //! - [`qemu`]: the QEMU backend — command line, sidecar, start and kill.
@@ -11,6 +12,7 @@
 #![deny(missing_docs)]
 
 pub mod agent;
+mod backend;
 mod error;
 pub mod live;
 pub mod probe;
@@ -21,10 +23,11 @@ pub mod vm;
 pub mod vsock;
 
 pub use agent::{ExecOutcome, OutputSink};
+pub use backend::{Backend, BackendKind};
 pub use error::VmmError;
-pub use qemu::{Accel, VmSpec};
+pub use qemu::{Accel, DiskMode, Lifetime, Qemu, VmSpec};
 pub use tools::HostTools;
-pub use vm::{Vm, VmHandle};
+pub use vm::{Vm, VmHandle, VmStatus};
 
 /// How the host names itself in the protocol handshake.
 pub(crate) const PEER: &str = concat!("pyro ", env!("CARGO_PKG_VERSION"));

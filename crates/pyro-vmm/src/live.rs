@@ -9,7 +9,9 @@ use std::sync::Mutex;
 
 struct Entry {
     id: String,
-    dir: PathBuf,
+    /// Removed on teardown: only a one-shot VM's directory. A workspace's
+    /// holds its disk and is never removed here.
+    dir: Option<PathBuf>,
     pids: Vec<u32>,
 }
 
@@ -19,23 +21,25 @@ fn lock() -> std::sync::MutexGuard<'static, Vec<Entry>> {
     LIVE.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Records a VM runtime directory to remove if the process is interrupted.
+/// Records a one-shot VM runtime directory to remove if the process is
+/// interrupted.
 pub fn register(id: &str, dir: &Path) {
     lock().push(Entry {
         id: id.to_string(),
-        dir: dir.to_path_buf(),
+        dir: Some(dir.to_path_buf()),
         pids: Vec::new(),
     });
 }
 
-/// Adds helper processes to kill for a registered VM.
-pub(crate) fn add_pids(id: &str, dir: &Path, pids: &[u32]) {
+/// Adds helper processes to kill for a VM (registering it, without a
+/// directory to remove, if it was not).
+pub(crate) fn add_pids(id: &str, pids: &[u32]) {
     let mut live = lock();
     match live.iter_mut().find(|e| e.id == id) {
         Some(e) => e.pids.extend_from_slice(pids),
         None => live.push(Entry {
             id: id.to_string(),
-            dir: dir.to_path_buf(),
+            dir: None,
             pids: pids.to_vec(),
         }),
     }
@@ -46,10 +50,12 @@ pub fn unregister(id: &str) {
     lock().retain(|e| e.id != id);
 }
 
-/// Kills and reaps every registered VM's processes and removes their
-/// directories. Called from the signal handling thread before exiting.
-pub fn teardown_all() {
+/// Kills and reaps every registered VM's processes and removes one-shot
+/// VMs' directories. Called from the signal handling thread before
+/// exiting. Returns how many VMs it tore down.
+pub fn teardown_all() -> usize {
     let entries = std::mem::take(&mut *lock());
+    let count = entries.len();
     for e in entries {
         for pid in &e.pids {
             let pid = *pid as i32;
@@ -59,6 +65,9 @@ pub fn teardown_all() {
                 libc::waitpid(pid, std::ptr::null_mut(), 0);
             }
         }
-        let _ = std::fs::remove_dir_all(&e.dir);
+        if let Some(dir) = &e.dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
+    count
 }

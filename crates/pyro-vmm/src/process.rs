@@ -7,11 +7,33 @@ use std::time::{Duration, Instant};
 /// How long a killed helper gets to be reaped before we stop waiting.
 const REAP_WAIT: Duration = Duration::from_secs(5);
 
+/// Gives a child the default signal mask and dispositions: pyro blocks
+/// SIGINT/SIGTERM/SIGHUP in all its threads (one thread takes them with
+/// sigwait), and a mask is inherited across exec, so without this a guest's
+/// QEMU would ignore a polite `kill` from anyone.
+fn clean_signals(cmd: &mut Command) {
+    // SAFETY: sigemptyset, sigprocmask and signal are async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            if libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut()) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGPIPE] {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Makes `cmd` die with the calling thread's process (PR_SET_PDEATHSIG) and
 /// puts it in its own process group, so a Ctrl-C at the terminal reaches
 /// pyro (which cleans up) rather than killing helpers mid-flight.
 pub fn bind_to_caller(cmd: &mut Command) {
     cmd.process_group(0);
+    clean_signals(cmd);
     // SAFETY: prctl and getppid are async-signal-safe.
     unsafe {
         cmd.pre_exec(|| {
@@ -46,6 +68,7 @@ pub fn kill_and_reap(child: &mut Child) {
 /// signal. Used for workspace guests, which keep running between commands.
 pub fn detach(cmd: &mut Command) {
     cmd.process_group(0);
+    clean_signals(cmd);
 }
 
 /// A process identified by pid and start time, so a reused pid is never

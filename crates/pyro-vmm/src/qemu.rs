@@ -52,6 +52,10 @@ pub struct VmSpec {
     pub initramfs: PathBuf,
     /// Base root image (raw ext4); a qcow2 overlay on it is the guest's disk.
     pub rootfs: PathBuf,
+    /// Whether the overlay is made now or must already exist.
+    pub disk: DiskMode,
+    /// Extra kernel command line arguments (`pyro.*` knobs for the agent).
+    pub kernel_args: Vec<String>,
     /// vCPUs.
     pub vcpus: u32,
     /// Memory in MiB.
@@ -62,11 +66,25 @@ pub struct VmSpec {
     pub accel: Accel,
 }
 
+/// Whether a guest's disk overlay is created or reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiskMode {
+    /// Make a fresh overlay (replacing a leftover one).
+    Create,
+    /// The overlay must exist (a workspace being started again keeps its
+    /// files); a missing one is an error, never an empty disk.
+    Existing,
+}
+
 /// Kernel command line of every pyro guest.
-pub fn kernel_cmdline(network: bool) -> String {
+pub fn kernel_cmdline(network: bool, extra: &[String]) -> String {
     let mut s = String::from("console=ttyS0 reboot=k panic=1 quiet loglevel=3 pyro.root=/dev/vda");
     if network {
         s.push_str(" pyro.net=1");
+    }
+    for arg in extra {
+        s.push(' ');
+        s.push_str(arg);
     }
     s
 }
@@ -160,10 +178,41 @@ pub fn start(spec: &VmSpec, tools: &HostTools) -> Result<Vm, VmmError> {
     start_with(spec, tools, Lifetime::BoundToCaller)
 }
 
-/// Starts a guest that outlives this process once [`Vm::detach`]ed. An
-/// existing disk overlay in the directory is reused (stop/start keeps data).
-pub fn start_detached(spec: &VmSpec, tools: &HostTools) -> Result<Vm, VmmError> {
-    start_with(spec, tools, Lifetime::Detached)
+/// The QEMU backend.
+#[derive(Debug, Clone)]
+pub struct Qemu {
+    tools: HostTools,
+}
+
+impl Qemu {
+    /// A backend using these host programs.
+    pub fn new(tools: HostTools) -> Qemu {
+        Qemu { tools }
+    }
+}
+
+impl crate::Backend for Qemu {
+    fn kind(&self) -> crate::BackendKind {
+        crate::BackendKind::Qemu
+    }
+    fn start(&self, spec: &VmSpec, lifetime: Lifetime) -> Result<Vm, VmmError> {
+        start_with(spec, &self.tools, lifetime)
+    }
+    fn status(&self, vm: &crate::VmHandle) -> crate::VmStatus {
+        vm.status()
+    }
+    fn stop(&self, vm: &crate::VmHandle) {
+        vm.shutdown();
+    }
+    fn kill(&self, vm: &crate::VmHandle) {
+        vm.kill();
+    }
+    fn connect(
+        &self,
+        vm: &crate::VmHandle,
+    ) -> Result<pyro_proto::Connection<std::os::unix::net::UnixStream>, VmmError> {
+        vm.connect()
+    }
 }
 
 fn own(cmd: &mut Command, lifetime: Lifetime) {
@@ -180,7 +229,11 @@ fn start_with(spec: &VmSpec, tools: &HostTools, lifetime: Lifetime) -> Result<Vm
         .path
         .clone()
         .ok_or(VmmError::VsockMissing)?;
-    let qemu_img = tools.qemu_img.path.clone().ok_or(VmmError::QemuMissing)?;
+    let qemu_img = tools
+        .qemu_img
+        .path
+        .clone()
+        .ok_or(VmmError::QemuImgMissing)?;
     if spec.accel == Accel::Kvm && !KvmAccess::check().usable() {
         return Err(VmmError::KvmUnavailable(
             "cannot open /dev/kvm read-write".into(),
@@ -196,8 +249,15 @@ fn start_with(spec: &VmSpec, tools: &HostTools, lifetime: Lifetime) -> Result<Vm
         let _ = std::fs::remove_file(p);
     }
     // Copy-on-write disk: the environment image is never written.
-    if !files.disk.exists() {
-        create_overlay(&qemu_img, &spec.rootfs, &files.disk)?;
+    match spec.disk {
+        DiskMode::Create => {
+            let _ = std::fs::remove_file(&files.disk);
+            create_overlay(&qemu_img, &spec.rootfs, &files.disk)?;
+        }
+        DiskMode::Existing if !files.disk.is_file() => {
+            return Err(VmmError::DiskMissing(files.disk.clone()));
+        }
+        DiskMode::Existing => {}
     }
     start_processes(spec, &qemu, &sidecar, files, lifetime)
 }
@@ -267,7 +327,7 @@ fn start_processes(
         spec.mem_mib,
         &spec.kernel,
         &spec.initramfs,
-        &kernel_cmdline(spec.network),
+        &kernel_cmdline(spec.network, &spec.kernel_args),
     );
     let disk = format!(
         "id=d0,file={},format=qcow2,if=none,cache={},discard=unmap",
@@ -340,12 +400,12 @@ fn start_processes(
             });
         }
     };
-    Ok(Vm::new(
+    Vm::new(
         spec.vm_id.clone(),
         files,
         qemu_child,
         Some(sidecar_child),
         ready,
         lifetime,
-    ))
+    )
 }

@@ -62,13 +62,14 @@ impl VmFiles {
     }
 }
 
-/// A guest this process started. Dropping it kills the guest and removes
-/// its runtime directory.
+/// A guest this process started. Dropping it kills the guest and, for a
+/// one-shot guest, removes its runtime directory. Everything that talks to
+/// the agent goes through its [`VmHandle`], the same path later processes
+/// use for a detached guest.
 #[derive(Debug)]
 pub struct Vm {
-    id: String,
-    files: VmFiles,
-    qemu: Child,
+    handle: VmHandle,
+    vmm: Child,
     sidecar: Option<Child>,
     ready: Option<UnixListener>,
     started: Instant,
@@ -79,7 +80,7 @@ pub struct Vm {
 /// Milestones of a boot, for progress and benchmarks.
 #[derive(Debug, Clone, Copy)]
 pub struct BootTimes {
-    /// From QEMU start to the agent's ready notice.
+    /// From VMM start to the agent's ready notice.
     pub agent_ready: Duration,
 }
 
@@ -87,74 +88,73 @@ impl Vm {
     pub(crate) fn new(
         id: String,
         files: VmFiles,
-        qemu: Child,
+        vmm: Child,
         sidecar: Option<Child>,
         ready: UnixListener,
         lifetime: Lifetime,
-    ) -> Vm {
-        let mut pids = vec![qemu.id()];
+    ) -> Result<Vm, VmmError> {
+        let mut pids = vec![vmm.id()];
         pids.extend(sidecar.as_ref().map(Child::id));
-        live::add_pids(&id, &files.dir, &pids);
-        Vm {
-            id,
-            files,
-            qemu,
+        live::add_pids(&id, &pids);
+        let gone = || VmmError::BootFailed {
+            reason: "the VMM exited at once".into(),
+            console: String::new(),
+        };
+        let handle = VmHandle {
+            vm_id: id,
+            dir: files.dir.clone(),
+            backend: crate::BackendKind::Qemu,
+            vmm: ProcRef::of(vmm.id()).ok_or_else(gone)?,
+            sidecar: sidecar.as_ref().and_then(|c| ProcRef::of(c.id())),
+        };
+        Ok(Vm {
+            handle,
+            vmm,
             sidecar,
             ready: Some(ready),
             started: Instant::now(),
             lifetime,
             detached: false,
-        }
-    }
-
-    /// How later processes can reach and kill this guest (pids with start
-    /// times); record it before waiting for boot so a crash mid-boot leaves
-    /// nothing unaccounted for.
-    pub fn handle(&self) -> Option<VmHandle> {
-        Some(VmHandle {
-            vm_id: self.id.clone(),
-            dir: self.files.dir.clone(),
-            qemu: ProcRef::of(self.qemu.id())?,
-            sidecar: self.sidecar.as_ref().and_then(|c| ProcRef::of(c.id())),
         })
     }
 
-    /// Lets a guest started with [`crate::qemu::start_detached`] keep
-    /// running after this process exits; returns what later processes need
-    /// to reach and stop it.
+    /// How later processes reach and kill this guest (pids with start
+    /// times); record it before waiting for boot so a crash mid-boot leaves
+    /// nothing unaccounted for.
+    pub fn handle(&self) -> &VmHandle {
+        &self.handle
+    }
+
+    /// Lets a detached-lifetime guest keep running after this process
+    /// exits; returns what later processes need to reach and stop it.
     pub fn detach(mut self) -> Result<VmHandle, VmmError> {
         if self.lifetime != Lifetime::Detached {
             return Err(VmmError::Agent(
                 "only a detached-lifetime guest can be detached".into(),
             ));
         }
-        let gone = || VmmError::GuestLost {
-            reason: "QEMU exited".into(),
-            console: String::new(),
-        };
-        let qemu = ProcRef::of(self.qemu.id()).ok_or_else(gone)?;
-        let sidecar = self.sidecar.as_ref().and_then(|c| ProcRef::of(c.id()));
+        if let VmStatus::Gone(reason) = self.handle.status() {
+            return Err(VmmError::GuestLost {
+                reason,
+                console: self.console_tail(),
+            });
+        }
         self.detached = true;
-        live::unregister(&self.id);
-        Ok(VmHandle {
-            vm_id: self.id.clone(),
-            dir: self.files.dir.clone(),
-            qemu,
-            sidecar,
-        })
+        live::unregister(&self.handle.vm_id);
+        Ok(self.handle.clone())
     }
 
     /// The VM id.
     pub fn id(&self) -> &str {
-        &self.id
+        &self.handle.vm_id
     }
 
     /// Its runtime files.
-    pub fn files(&self) -> &VmFiles {
-        &self.files
+    pub fn files(&self) -> VmFiles {
+        self.handle.files()
     }
 
-    /// Waits for the agent's ready notice, failing fast if QEMU exits.
+    /// Waits for the agent's ready notice, failing fast if the VMM exits.
     pub fn wait_ready(&mut self, limit: Duration) -> Result<BootTimes, VmmError> {
         let listener = self
             .ready
@@ -164,8 +164,8 @@ impl Vm {
         loop {
             match listener.accept() {
                 Ok((stream, _)) => {
-                    self.read_ready(stream)?;
-                    let _ = std::fs::remove_file(&self.files.ready);
+                    read_ready(stream)?;
+                    let _ = std::fs::remove_file(&self.files().ready);
                     return Ok(BootTimes {
                         agent_ready: self.started.elapsed(),
                     });
@@ -173,9 +173,15 @@ impl Vm {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                 Err(e) => return Err(VmmError::io("waiting for the guest agent")(e)),
             }
-            if let Ok(Some(status)) = self.qemu.try_wait() {
+            if let Ok(Some(status)) = self.vmm.try_wait() {
                 return Err(VmmError::BootFailed {
-                    reason: format!("QEMU exited during boot ({status}){}", self.qemu_error()),
+                    reason: format!("QEMU exited during boot ({status}){}", self.vmm_error()),
+                    console: self.console_tail(),
+                });
+            }
+            if let VmStatus::Gone(reason) = self.handle.status() {
+                return Err(VmmError::BootFailed {
+                    reason,
                     console: self.console_tail(),
                 });
             }
@@ -193,78 +199,22 @@ impl Vm {
         }
     }
 
-    fn read_ready(&self, stream: UnixStream) -> Result<(), VmmError> {
-        stream
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .map_err(VmmError::io("reading the ready notice"))?;
-        let mut conn = Connection::new(stream);
-        match conn.expect() {
-            Ok(Message::Hello(h)) if h.protocol_version == pyro_proto::PROTOCOL_VERSION => Ok(()),
-            Ok(Message::Hello(h)) => Err(VmmError::Agent(format!(
-                "the guest agent speaks protocol {} but this pyro speaks {}; run `pyro env pull --force`",
-                h.protocol_version,
-                pyro_proto::PROTOCOL_VERSION
-            ))),
-            Ok(other) => Err(VmmError::Agent(format!("unexpected {} as ready notice", other.name()))),
-            Err(e) => Err(VmmError::Agent(format!("bad ready notice: {e}"))),
-        }
-    }
-
     /// Opens a fresh, handshaken connection to the agent.
-    pub fn connect(&mut self) -> Result<Connection<UnixStream>, VmmError> {
-        let stream = vsock::connect(&self.files.vsock, AGENT_PORT).map_err(|e| self.lost_or(e))?;
-        let mut conn = Connection::new(stream);
-        conn.client_handshake(crate::PEER)
-            .map_err(|e| VmmError::Agent(e.to_string()))?;
-        Ok(conn)
+    pub fn connect(&self) -> Result<Connection<UnixStream>, VmmError> {
+        self.handle.connect()
     }
 
     /// Runs a command, streaming output into `sink`.
     pub fn exec(
-        &mut self,
+        &self,
         req: ExecRequest,
         sink: &mut dyn OutputSink,
     ) -> Result<ExecOutcome, VmmError> {
-        let files = self.files.clone();
-        let conn = open_raw(&files).map_err(|e| self.lost_or(e))?;
-        let qemu = ProcRef::of(self.qemu.id());
-        exec_on(&files, conn, qemu, req, sink, &mut |detail| {
-            self.guest_lost(detail)
-        })
+        self.handle.exec(req, sink)
     }
 
-    fn lost_or(&mut self, e: std::io::Error) -> VmmError {
-        if self.exited().is_some() {
-            self.guest_lost(e.to_string())
-        } else {
-            VmmError::io("connecting to the guest agent")(e)
-        }
-    }
-
-    fn guest_lost(&mut self, detail: String) -> VmmError {
-        // Give QEMU a moment to finish exiting so the status is known.
-        let deadline = Instant::now() + Duration::from_secs(2);
-        let mut status = self.exited();
-        while status.is_none() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-            status = self.exited();
-        }
-        let reason = match status {
-            Some(s) => format!("QEMU exited ({s})"),
-            None => format!("lost the agent connection: {detail}"),
-        };
-        VmmError::GuestLost {
-            reason,
-            console: self.console_tail(),
-        }
-    }
-
-    fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.qemu.try_wait().ok().flatten()
-    }
-
-    fn qemu_error(&self) -> String {
-        let text = std::fs::read_to_string(&self.files.qemu_log).unwrap_or_default();
+    fn vmm_error(&self) -> String {
+        let text = std::fs::read_to_string(&self.files().qemu_log).unwrap_or_default();
         let text = text.trim();
         if text.is_empty() {
             String::new()
@@ -275,10 +225,10 @@ impl Vm {
 
     /// Last lines the guest printed on its console.
     pub fn console_tail(&self) -> String {
-        tail_lines(&self.files.console, 6)
+        tail_lines(&self.files().console, 6)
     }
 
-    /// Kills QEMU and the sidecar and removes the runtime directory.
+    /// Kills the VMM and the sidecar; a one-shot guest's directory goes too.
     pub fn destroy(mut self) {
         self.teardown();
     }
@@ -287,18 +237,38 @@ impl Vm {
         if self.detached {
             return;
         }
-        kill_and_reap(&mut self.qemu);
+        kill_and_reap(&mut self.vmm);
         if let Some(s) = self.sidecar.as_mut() {
             kill_and_reap(s);
         }
+        let files = self.files();
         match self.lifetime {
             Lifetime::BoundToCaller => {
-                let _ = std::fs::remove_dir_all(&self.files.dir);
+                let _ = std::fs::remove_dir_all(&files.dir);
             }
             // The directory holds the workspace's disk.
-            Lifetime::Detached => self.files.remove_sockets(),
+            Lifetime::Detached => files.remove_sockets(),
         }
-        live::unregister(&self.id);
+        live::unregister(&self.handle.vm_id);
+    }
+}
+
+fn read_ready(stream: UnixStream) -> Result<(), VmmError> {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(VmmError::io("reading the ready notice"))?;
+    let mut conn = Connection::new(stream);
+    match conn.expect() {
+        Ok(Message::Hello(h)) => pyro_proto::check_peer_hello(&h).map_err(|e| {
+            VmmError::Agent(format!(
+                "the guest agent cannot talk to this pyro ({e}); rebuild the environment's agent"
+            ))
+        }),
+        Ok(other) => Err(VmmError::Agent(format!(
+            "unexpected {} as ready notice",
+            other.name()
+        ))),
+        Err(e) => Err(VmmError::Agent(format!("bad ready notice: {e}"))),
     }
 }
 
@@ -314,7 +284,7 @@ impl Drop for Vm {
 fn exec_on(
     files: &VmFiles,
     conn: Connection<UnixStream>,
-    qemu: Option<ProcRef>,
+    alive: Box<dyn Fn() -> bool + Send>,
     req: ExecRequest,
     sink: &mut dyn OutputSink,
     lost: &mut dyn FnMut(String) -> VmmError,
@@ -325,13 +295,14 @@ fn exec_on(
     conn.get_ref()
         .set_read_timeout(host_limit)
         .map_err(VmmError::io("configuring the agent connection"))?;
-    match exec_watched(files, conn, qemu, req, sink) {
+    match exec_watched(files, conn, alive, req, sink) {
         Ok(outcome) => Ok(outcome),
         Err(agent::ExecError::ConnectionLost(detail)) => Err(lost(detail)),
         Err(agent::ExecError::Timeout) => Err(VmmError::AgentTimeout(
             host_limit.map(|d| d.as_secs()).unwrap_or_default(),
         )),
         Err(agent::ExecError::Protocol(detail)) => Err(VmmError::Agent(detail)),
+        Err(agent::ExecError::Remote(e)) => Err(VmmError::Remote(e)),
     }
 }
 
@@ -344,24 +315,24 @@ fn open_raw(files: &VmFiles) -> std::io::Result<Connection<UnixStream>> {
     Ok(Connection::new(vsock::connect(&files.vsock, AGENT_PORT)?))
 }
 
-/// Runs an exec while a watchdog checks QEMU: if it exits, every socket of
-/// the exec is shut down so reads fail at once instead of waiting on a
-/// sidecar that may keep them open.
+/// Runs an exec while a watchdog checks the guest's processes: if one
+/// exits, every socket of the exec is shut down so reads fail at once
+/// instead of waiting on a sidecar that may keep them open.
 fn exec_watched(
     files: &VmFiles,
     conn: Connection<UnixStream>,
-    qemu: Option<ProcRef>,
+    alive: Box<dyn Fn() -> bool + Send>,
     req: ExecRequest,
     sink: &mut dyn OutputSink,
 ) -> Result<ExecOutcome, agent::ExecError> {
     let sockets: std::sync::Arc<std::sync::Mutex<Vec<UnixStream>>> = Default::default();
     let (done, finished) = std::sync::mpsc::channel::<()>();
-    let watchdog = qemu.map(|qemu| {
+    let watchdog = {
         let sockets = sockets.clone();
         std::thread::spawn(move || loop {
             // Wakes at once when the exec ends (sender dropped).
             match finished.recv_timeout(LIVENESS_POLL) {
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) if !qemu.alive() => {
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) if !alive() => {
                     for s in sockets.lock().unwrap_or_else(|e| e.into_inner()).iter() {
                         let _ = s.shutdown(std::net::Shutdown::Both);
                     }
@@ -371,7 +342,7 @@ fn exec_watched(
                 _ => return,
             }
         })
-    });
+    };
     let mut watch = |s: &UnixStream| {
         if let Ok(c) = s.try_clone() {
             sockets.lock().unwrap_or_else(|e| e.into_inner()).push(c);
@@ -389,9 +360,7 @@ fn exec_watched(
         }
     };
     drop(done);
-    if let Some(w) = watchdog {
-        let _ = w.join();
-    }
+    let _ = watchdog.join();
     result
 }
 
@@ -427,17 +396,32 @@ pub fn tail_lines(path: &Path, n: usize) -> String {
 /// How long a guest gets to power off cleanly before it is killed.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(15);
 
-/// A detached guest, as recorded between commands: enough to reconnect to
-/// its agent, check it is alive, and stop it. Serializable for the store.
+/// Whether a guest's processes are all still there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VmStatus {
+    /// The VMM and its helpers run.
+    Running,
+    /// Something is gone; the reason says what. A guest whose sidecar died
+    /// is unreachable even if the VMM runs, so it counts as gone.
+    Gone(String),
+}
+
+/// A guest as recorded between commands: enough to reconnect to its
+/// agent, check it is alive, and stop it. Serializable for the store
+/// (internal: never shown to users as is).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct VmHandle {
     /// VM id.
     pub vm_id: String,
     /// Runtime directory (sockets, disk, console).
     pub dir: PathBuf,
-    /// QEMU.
-    pub qemu: ProcRef,
-    /// The vsock sidecar.
+    /// Which backend started it.
+    #[serde(default)]
+    pub backend: crate::BackendKind,
+    /// The VMM process.
+    #[serde(alias = "qemu")]
+    pub vmm: ProcRef,
+    /// The vsock sidecar, if the backend uses one.
     pub sidecar: Option<ProcRef>,
 }
 
@@ -447,16 +431,31 @@ impl VmHandle {
         VmFiles::new(&self.dir)
     }
 
-    /// QEMU is still running.
+    /// Every process of the guest, VMM first.
+    pub fn processes(&self) -> Vec<ProcRef> {
+        std::iter::once(self.vmm).chain(self.sidecar).collect()
+    }
+
+    /// Whether the VMM and the sidecar both still run.
+    pub fn status(&self) -> VmStatus {
+        if !self.vmm.alive() {
+            return VmStatus::Gone("QEMU exited".into());
+        }
+        if self.sidecar.is_some_and(|s| !s.alive()) {
+            return VmStatus::Gone("the vsock sidecar exited".into());
+        }
+        VmStatus::Running
+    }
+
+    /// The guest is running and reachable.
     pub fn alive(&self) -> bool {
-        self.qemu.alive()
+        self.status() == VmStatus::Running
     }
 
     fn lost(&self, detail: String) -> VmmError {
-        let reason = if self.alive() {
-            format!("lost the agent connection: {detail}")
-        } else {
-            "QEMU exited".to_string()
+        let reason = match self.status() {
+            VmStatus::Gone(reason) => reason,
+            VmStatus::Running => format!("lost the agent connection: {detail}"),
         };
         VmmError::GuestLost {
             reason,
@@ -477,8 +476,32 @@ impl VmHandle {
         Ok(conn)
     }
 
-    /// Runs a command, streaming output into `sink`.
+    /// Runs a command, streaming output into `sink`. An agent without
+    /// direct output (a guest booted by an older pyro) refuses before
+    /// running anything, and the command then runs with framed output.
     pub fn exec(
+        &self,
+        req: ExecRequest,
+        sink: &mut dyn OutputSink,
+    ) -> Result<ExecOutcome, VmmError> {
+        match self.exec_once(req.clone(), sink) {
+            Err(VmmError::Remote(e))
+                if req.direct_output
+                    && e.code == pyro_proto::ErrorCode::Unsupported
+                    && e.feature.as_deref() == Some(pyro_proto::features::DIRECT_OUTPUT) =>
+            {
+                let framed = ExecRequest {
+                    direct_output: false,
+                    output_token: None,
+                    ..req
+                };
+                self.exec_once(framed, sink)
+            }
+            other => other,
+        }
+    }
+
+    fn exec_once(
         &self,
         req: ExecRequest,
         sink: &mut dyn OutputSink,
@@ -487,10 +510,11 @@ impl VmHandle {
             return Err(self.lost(String::new()));
         }
         let conn = open_raw(&self.files()).map_err(|e| self.lost(e.to_string()))?;
+        let watched = self.clone();
         exec_on(
             &self.files(),
             conn,
-            Some(self.qemu),
+            Box::new(move || watched.alive()),
             req,
             sink,
             &mut |detail| {
@@ -515,18 +539,25 @@ impl VmHandle {
         .map_err(|e| self.lost(e.to_string()))?;
         let mut writer = pyro_proto::DataWriter::new(&mut conn);
         let written = write_tar(&mut writer);
-        // If the agent refused early it keeps reading; finishing is safe.
         let finished = writer.finish();
-        if let Err(e) = written {
+        if let Some(e) = written.err().or(finished.err()) {
+            // An agent that refused the request (an unsafe entry, or an
+            // older agent without the feature) may close without reading
+            // the rest: its answer says why better than a broken pipe.
+            let _ = conn
+                .get_ref()
+                .set_read_timeout(Some(Duration::from_secs(5)));
+            if let Ok(Message::Error(remote)) = conn.expect() {
+                return Err(VmmError::Remote(remote));
+            }
             return Err(VmmError::io("sending the archive")(e));
         }
-        finished.map_err(VmmError::io("sending the archive"))?;
         match conn.expect() {
             Ok(Message::Response(pyro_proto::Response::Extracted {
                 entry_count,
                 bytes_written,
             })) => Ok((entry_count, bytes_written)),
-            Ok(Message::Error(e)) => Err(VmmError::Agent(e.message)),
+            Ok(Message::Error(e)) => Err(VmmError::Remote(e)),
             Ok(other) => Err(VmmError::Agent(format!(
                 "unexpected {} after an upload",
                 other.name()
@@ -536,7 +567,7 @@ impl VmHandle {
     }
 
     /// Asks the guest to flush and power off; kills it if it does not
-    /// within the limit. Always ends with QEMU and the sidecar gone.
+    /// within the limit. Always ends with the VMM and the sidecar gone.
     pub fn shutdown(&self) {
         if self.alive() {
             if let Ok(mut conn) = self.connect() {
@@ -547,17 +578,17 @@ impl VmHandle {
                 let _ = conn.recv();
             }
             let deadline = Instant::now() + SHUTDOWN_WAIT;
-            while self.alive() && Instant::now() < deadline {
+            while self.vmm.alive() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
         self.kill();
     }
 
-    /// Kills QEMU and the sidecar (only if they are still the same
+    /// Kills the VMM and the sidecar (only if they are still the same
     /// processes) and removes the sockets. The disk stays.
     pub fn kill(&self) {
-        self.qemu.kill();
+        self.vmm.kill();
         if let Some(s) = &self.sidecar {
             s.kill();
         }

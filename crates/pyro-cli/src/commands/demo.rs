@@ -1,24 +1,38 @@
 //! `pyro demo`: the one command that shows pyro works.
 
-use pyro_core::run::RunRequest;
+use pyro_core::api::{CommandSpec, EnvPullParams, EnvironmentParams, RunParams};
 use pyro_core::Manager;
 
 use crate::args::DemoArgs;
-use crate::commands::env::PullProgress;
-use crate::commands::run::StreamObserver;
 use crate::exit::Exit;
-use crate::printer::Printer;
+use crate::printer::{CliProgress, Printer};
 
 const DEMO_ENV: &str = "debian:12";
 
 pub fn run(manager: &Manager, a: &DemoArgs) -> Exit {
     let printer = Printer { json: true };
-    match manager.env_inspect(DEMO_ENV) {
+    let mut progress = CliProgress::new("run", false);
+    // Output is captured into the JSON result, not streamed.
+    progress.stream = false;
+    let inspect = manager.env_inspect(
+        EnvironmentParams {
+            environment: DEMO_ENV.into(),
+        },
+        &mut progress,
+    );
+    match inspect {
         Ok(info) if !info.installed => {
             printer.status(&format!(
                 "[demo] {DEMO_ENV} is not installed yet; building it from Debian packages first (once, about a minute)"
             ));
-            if let Err(e) = manager.env_pull(DEMO_ENV, false, &mut PullProgress::new(DEMO_ENV)) {
+            let pulled = manager.env_pull(
+                EnvPullParams {
+                    environment: DEMO_ENV.into(),
+                    force: false,
+                },
+                &mut progress,
+            );
+            if let Err(e) = pulled {
                 printer.error(&e);
                 return Exit::from(&e);
             }
@@ -29,13 +43,12 @@ pub fn run(manager: &Manager, a: &DemoArgs) -> Exit {
             return Exit::from(&e);
         }
     }
-    let mut req = RunRequest::new(DEMO_ENV, vec!["git".into(), "--version".into()]);
-    req.network = a.network;
-    let mut observer = StreamObserver {
-        phases: true,
-        stream_output: false,
+    let command = CommandSpec::Argv(vec!["git".into(), "--version".into()]);
+    let params = RunParams {
+        network: a.network,
+        ..RunParams::new(DEMO_ENV, command)
     };
-    match manager.run(&req, &mut observer) {
+    match manager.vm_run(params, &mut progress) {
         Ok(result) => {
             printer.json(&result);
             if result.exit_code == 0 {

@@ -1,7 +1,7 @@
 //! `pyro doctor`.
 
-use pyro_core::doctor::{DoctorReport, ToolReport};
-use pyro_core::{Error, Manager};
+use pyro_core::api::{DoctorParams, DoctorReport, ToolReport};
+use pyro_core::{Manager, Quiet};
 
 use crate::args::DoctorArgs;
 use crate::exit::Exit;
@@ -27,16 +27,17 @@ pub fn run(manager: &Manager, a: &DoctorArgs) -> Exit {
     let printer = Printer {
         json: a.output.json,
     };
-    if a.platform != pyro_core::envs::PLATFORM {
-        let e = Error::InvalidArgument(format!(
-            "unsupported platform '{}'; expected {}",
-            a.platform,
-            pyro_core::envs::PLATFORM
-        ));
-        printer.error(&e);
-        return Exit::from(&e);
-    }
-    let r = manager.doctor(a.refresh);
+    let params = DoctorParams {
+        platform: a.platform.clone(),
+        refresh: a.refresh,
+    };
+    let r = match manager.doctor(params, &mut Quiet) {
+        Ok(r) => r,
+        Err(e) => {
+            printer.error(&e);
+            return Exit::from(&e);
+        }
+    };
     if a.output.json {
         printer.json(&r);
     } else {
@@ -92,10 +93,10 @@ fn human(p: Printer, r: &DoctorReport) {
     p.line(&format!(
         "Guest agent: {} ({})",
         r.agent.path.display(),
-        if r.agent.present {
-            "present"
-        } else {
-            "missing"
+        match r.agent.static_binary {
+            Some(true) => "present, static",
+            Some(false) => "present, NOT usable",
+            None => "missing",
         }
     ));
     p.line(&format!(

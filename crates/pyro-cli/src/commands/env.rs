@@ -1,78 +1,30 @@
 //! `pyro env list|inspect|pull|prune`.
 
-use std::time::Instant;
-
-use pyro_core::envs::EnvironmentInfo;
-use pyro_core::{Manager, PullPhase, PullReporter};
+use pyro_core::api::{EnvPullParams, EnvironmentInfo, EnvironmentParams, NoParams};
+use pyro_core::{Manager, Quiet};
 
 use crate::args::{EnvNameArgs, PullArgs};
+use crate::commands::finish;
 use crate::exit::Exit;
-use crate::printer::{yes_no, Printer};
-
-/// Prints `[pull]` phases and the builder's progress lines on stderr.
-pub struct PullProgress {
-    environment: String,
-    phase_started: Instant,
-}
-
-impl PullProgress {
-    pub fn new(environment: &str) -> Self {
-        PullProgress {
-            environment: environment.to_string(),
-            phase_started: Instant::now(),
-        }
-    }
-}
-
-impl PullReporter for PullProgress {
-    fn phase(&mut self, phase: PullPhase) {
-        self.phase_started = Instant::now();
-        crate::printer::write_err(
-            format!(
-                "[pull] phase={} environment={}\n",
-                phase.as_str(),
-                self.environment
-            )
-            .as_bytes(),
-        );
-    }
-    fn progress(&mut self, line: &str) {
-        let line = line.trim();
-        if !line.is_empty() {
-            let secs = self.phase_started.elapsed().as_secs();
-            crate::printer::write_err(format!("[pull]   +{secs}s {line}\n").as_bytes());
-        }
-    }
-}
-
-fn fail(printer: Printer, e: pyro_core::Error) -> Exit {
-    printer.error(&e);
-    Exit::from(&e)
-}
+use crate::printer::{yes_no, CliProgress, Printer};
 
 pub fn list(manager: &Manager, json: bool) -> Exit {
     let printer = Printer { json };
-    let list = match manager.env_list() {
-        Ok(l) => l,
-        Err(e) => return fail(printer, e),
-    };
-    if json {
-        printer.json(&list);
-        return Exit::Success;
-    }
-    printer.line(&format!("Catalog version: {}", list.catalog_version));
-    if list.environments.is_empty() {
-        printer.line("No environments found.");
-    }
-    for env in &list.environments {
-        let state = if env.installed {
-            "installed"
-        } else {
-            "not installed"
-        };
-        printer.line(&format!("{} [{state}] {}", env.name, env.description));
-    }
-    Exit::Success
+    finish(printer, manager.env_list(NoParams {}, &mut Quiet), |list| {
+        printer.line(&format!("Catalog version: {}", list.catalog_version));
+        if list.environments.is_empty() {
+            printer.line("No environments found.");
+        }
+        for env in &list.environments {
+            let state = if env.installed {
+                "installed"
+            } else {
+                "not installed"
+            };
+            printer.line(&format!("{} [{state}] {}", env.name, env.description));
+        }
+        Exit::Success
+    })
 }
 
 fn details(printer: Printer, heading: &str, env: &EnvironmentInfo) {
@@ -123,52 +75,38 @@ pub fn inspect(manager: &Manager, a: &EnvNameArgs) -> Exit {
     let printer = Printer {
         json: a.output.json,
     };
-    match manager.env_inspect(&a.environment) {
-        Ok(env) if a.output.json => {
-            printer.json(&env);
-            Exit::Success
-        }
-        Ok(env) => {
-            details(printer, "Environment", &env);
-            Exit::Success
-        }
-        Err(e) => fail(printer, e),
-    }
+    let params = EnvironmentParams {
+        environment: a.environment.clone(),
+    };
+    finish(printer, manager.env_inspect(params, &mut Quiet), |env| {
+        details(printer, "Environment", env);
+        Exit::Success
+    })
 }
 
 pub fn pull(manager: &Manager, a: &PullArgs) -> Exit {
     let printer = Printer {
         json: a.output.json,
     };
-    let mut progress = PullProgress::new(&a.environment);
-    match manager.env_pull(&a.environment, a.force, &mut progress) {
-        Ok(env) if a.output.json => {
-            printer.json(&env);
-            Exit::Success
-        }
-        Ok(env) => {
-            details(printer, "Pulled", &env);
-            Exit::Success
-        }
-        Err(e) => fail(printer, e),
-    }
+    let params = EnvPullParams {
+        environment: a.environment.clone(),
+        force: a.force,
+    };
+    let mut progress = CliProgress::new("pull", a.output.json);
+    finish(printer, manager.env_pull(params, &mut progress), |env| {
+        details(printer, "Pulled", env);
+        Exit::Success
+    })
 }
 
 pub fn prune(manager: &Manager, json: bool) -> Exit {
     let printer = Printer { json };
-    match manager.env_prune() {
-        Ok(r) if json => {
-            printer.json(&r);
-            Exit::Success
+    finish(printer, manager.env_prune(NoParams {}, &mut Quiet), |r| {
+        let noun = if r.count == 1 { "entry" } else { "entries" };
+        printer.line(&format!("Deleted {} cached environment {noun}.", r.count));
+        for d in &r.deleted_environment_dirs {
+            printer.line(&format!("- {d}"));
         }
-        Ok(r) => {
-            let noun = if r.count == 1 { "entry" } else { "entries" };
-            printer.line(&format!("Deleted {} cached environment {noun}.", r.count));
-            for d in &r.deleted_environment_dirs {
-                printer.line(&format!("- {d}"));
-            }
-            Exit::Success
-        }
-        Err(e) => fail(printer, e),
-    }
+        Exit::Success
+    })
 }

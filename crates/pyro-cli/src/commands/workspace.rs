@@ -1,28 +1,26 @@
-//! `pyro workspace ...`: translate flags, call the Manager, render.
+//! `pyro workspace ...`: flags → params, call the Manager, render.
 
 use std::collections::BTreeMap;
 
-use pyro_core::workspace::{CreateWorkspace, WorkspaceInfo};
-use pyro_core::{Error, LabelFilter, ListQuery, Manager, NameChange, OutputSink, WorkspaceState};
-
-use crate::commands::run::StreamObserver;
+use pyro_core::api::{
+    CommandSpec, NoParams, WorkspaceCreateParams, WorkspaceExecParams, WorkspaceInfo,
+    WorkspaceListParams, WorkspaceRef, WorkspaceUpdateParams,
+};
+use pyro_core::{Error, Manager, Quiet};
 
 use crate::args::{CreateArgs, ExecArgs, IdArgs, ListArgs, UpdateArgs};
+use crate::commands::finish;
 use crate::exit::Exit;
-use crate::printer::{write_err, write_out, Printer};
+use crate::printer::{write_err, write_out, CliProgress, Printer};
 
 fn fail(printer: Printer, e: Error) -> Exit {
     printer.error(&e);
     Exit::from(&e)
 }
 
+/// Repeated `--label KEY=VALUE` flags; a key given twice is an error.
 fn parse_labels(args: &[String]) -> Result<BTreeMap<String, String>, Error> {
-    let mut labels = BTreeMap::new();
-    for a in args {
-        let (k, v) = pyro_store::parse_label_arg(a)?;
-        labels.insert(k, v);
-    }
-    Ok(labels)
+    Ok(pyro_store::parse_label_args(args)?)
 }
 
 /// "12 s ago", "3 min ago", "2 h ago", "4 d ago".
@@ -56,10 +54,22 @@ pub fn local_time(ts: f64) -> String {
     )
 }
 
+/// `k=v` pairs; a value that could be misread (separators, quotes,
+/// spaces, `=`) is shown quoted, so `labels=a=b,k="x,y"` reads one way.
 fn labels_text(labels: &BTreeMap<String, String>, sep: &str) -> String {
     labels
         .iter()
-        .map(|(k, v)| format!("{k}={v}"))
+        .map(|(k, v)| {
+            let plain = !v.is_empty()
+                && !v
+                    .chars()
+                    .any(|c| c == ',' || c == '=' || c == '"' || c == '\\' || c.is_whitespace());
+            if plain {
+                format!("{k}={v}")
+            } else {
+                format!("{k}={v:?}")
+            }
+        })
         .collect::<Vec<_>>()
         .join(sep)
 }
@@ -84,11 +94,15 @@ fn summary(p: Printer, heading: &str, w: &WorkspaceInfo) {
     if let Some(e) = w.expires_at {
         p.line(&format!("Idle stop at: {} ({})", e, local_time(e)));
     }
-    p.line(&format!("Network policy: {}", w.network_policy));
-    let mode = w.workspace_seed["mode"].as_str().unwrap_or("empty");
-    match w.workspace_seed["seed_path"].as_str() {
-        Some(path) => p.line(&format!("Workspace seed: {mode} from {path}")),
-        None => p.line(&format!("Workspace seed: {mode}")),
+    p.line(&format!("Network policy: {}", w.network_policy.as_str()));
+    let seed = &w.workspace_seed;
+    match &seed.seed_path {
+        Some(path) => p.line(&format!(
+            "Workspace seed: {} from {}",
+            seed.mode,
+            path.display()
+        )),
+        None => p.line(&format!("Workspace seed: {}", seed.mode)),
     }
     p.line(&format!("Execution mode: {}", w.execution_mode));
     let vcpu = if w.vcpu_count == 1 { "vCPU" } else { "vCPUs" };
@@ -113,17 +127,10 @@ fn summary(p: Printer, heading: &str, w: &WorkspaceInfo) {
 }
 
 fn show(printer: Printer, heading: &str, result: Result<WorkspaceInfo, Error>) -> Exit {
-    match result {
-        Ok(w) if printer.json => {
-            printer.json(&w);
-            Exit::Success
-        }
-        Ok(w) => {
-            summary(printer, heading, &w);
-            Exit::Success
-        }
-        Err(e) => fail(printer, e),
-    }
+    finish(printer, result, |w| {
+        summary(printer, heading, w);
+        Exit::Success
+    })
 }
 
 pub fn create(m: &Manager, a: &CreateArgs) -> Exit {
@@ -132,20 +139,17 @@ pub fn create(m: &Manager, a: &CreateArgs) -> Exit {
         Ok(l) => l,
         Err(e) => return fail(printer, e),
     };
-    let mut req = CreateWorkspace::new(a.environment.clone());
-    req.name = a.name.clone();
-    req.labels = labels;
-    req.vcpu_count = a.vcpu_count;
-    req.mem_mib = a.mem_mib;
-    req.ttl_seconds = a.ttl_seconds;
-    req.seed_path = a.seed_path.clone();
-    let quiet = a.json || a.id_only;
-    let mut progress = |line: &str| {
-        if !quiet {
-            write_err(format!("[workspace-create] {line}\n").as_bytes());
-        }
+    let params = WorkspaceCreateParams {
+        name: a.name.clone(),
+        labels,
+        vcpu_count: a.vcpu_count,
+        mem_mib: a.mem_mib,
+        ttl_seconds: a.ttl_seconds,
+        seed_path: a.seed_path.clone(),
+        ..WorkspaceCreateParams::new(a.environment.clone())
     };
-    match m.workspace_create(&req, &mut progress) {
+    let mut progress = CliProgress::new("workspace-create", a.json || a.id_only);
+    match m.workspace_create(params, &mut progress) {
         Ok(w) if a.id_only => {
             printer.line(&w.workspace_id);
             Exit::Success
@@ -158,55 +162,45 @@ pub fn list(m: &Manager, a: &ListArgs) -> Exit {
     let printer = Printer {
         json: a.output.json,
     };
-    let query = (|| -> Result<ListQuery, Error> {
-        let labels = a
-            .labels
-            .iter()
-            .map(|l| LabelFilter::parse(l))
-            .collect::<Result<Vec<_>, _>>()?;
-        let state = a.state.as_deref().map(WorkspaceState::parse).transpose()?;
-        Ok(ListQuery {
-            labels,
-            name: a.name.clone(),
-            state,
-            limit: a.limit,
-        })
-    })();
-    let list = match query.and_then(|q| m.workspace_list(&q)) {
-        Ok(l) => l,
+    let state = match a.state.as_deref().map(str::parse).transpose() {
+        Ok(s) => s,
         Err(e) => return fail(printer, e),
     };
-    if printer.json {
-        printer.json(&list);
-        return Exit::Success;
-    }
-    if list.workspaces.is_empty() {
-        printer.line("No workspaces.");
-    }
-    for w in &list.workspaces {
-        let mut line = format!("[workspace] workspace_id={}", w.workspace_id);
-        if let Some(n) = &w.name {
-            line.push_str(&format!(" name={n:?}"));
+    let params = WorkspaceListParams {
+        labels: a.labels.clone(),
+        name: a.name.clone(),
+        state,
+        limit: a.limit,
+    };
+    finish(printer, m.workspace_list(params, &mut Quiet), |list| {
+        if list.workspaces.is_empty() {
+            printer.line("No workspaces.");
         }
-        line.push_str(&format!(
-            " state={} environment={}",
-            w.state.as_str(),
-            w.environment
-        ));
-        if !w.labels.is_empty() {
-            line.push_str(&format!(" labels={}", labels_text(&w.labels, ",")));
+        for w in &list.workspaces {
+            let mut line = format!("[workspace] workspace_id={}", w.workspace_id);
+            if let Some(n) = &w.name {
+                line.push_str(&format!(" name={n:?}"));
+            }
+            line.push_str(&format!(
+                " state={} environment={}",
+                w.state.as_str(),
+                w.environment
+            ));
+            if !w.labels.is_empty() {
+                line.push_str(&format!(" labels={}", labels_text(&w.labels, ",")));
+            }
+            line.push_str(&format!(
+                " last_activity_at={} ({}) commands={} services={}/{}",
+                w.last_activity_at,
+                age(w.last_activity_at),
+                w.command_count,
+                w.running_service_count,
+                w.service_count
+            ));
+            printer.line(&line);
         }
-        line.push_str(&format!(
-            " last_activity_at={} ({}) commands={} services={}/{}",
-            w.last_activity_at,
-            age(w.last_activity_at),
-            w.command_count,
-            w.running_service_count,
-            w.service_count
-        ));
-        printer.line(&line);
-    }
-    Exit::Success
+        Exit::Success
+    })
 }
 
 pub fn status(m: &Manager, a: &IdArgs) -> Exit {
@@ -215,7 +209,7 @@ pub fn status(m: &Manager, a: &IdArgs) -> Exit {
             json: a.output.json,
         },
         "Workspace ID",
-        m.workspace_status(&a.workspace),
+        m.workspace_status(WorkspaceRef::new(&a.workspace), &mut Quiet),
     )
 }
 
@@ -227,15 +221,17 @@ pub fn update(m: &Manager, a: &UpdateArgs) -> Exit {
         Ok(l) => l,
         Err(e) => return fail(printer, e),
     };
-    let name = match (&a.name, a.clear_name) {
-        (Some(n), _) => NameChange::Set(n.clone()),
-        (None, true) => NameChange::Clear,
-        (None, false) => NameChange::Keep,
+    let params = WorkspaceUpdateParams {
+        workspace_id: a.workspace.clone(),
+        name: a.name.clone(),
+        clear_name: a.clear_name,
+        labels,
+        clear_labels: a.clear_labels.clone(),
     };
     show(
         printer,
         "Workspace ID",
-        m.workspace_update(&a.workspace, name, labels, a.clear_labels.clone()),
+        m.workspace_update(params, &mut Quiet),
     )
 }
 
@@ -243,23 +239,18 @@ pub fn exec(m: &Manager, a: &ExecArgs) -> Exit {
     let printer = Printer {
         json: a.output.json,
     };
-    let mut stream = StreamObserver {
-        phases: false,
-        stream_output: true,
+    if a.command.is_empty() {
+        return crate::usage_error(a.output.json, "a command is required after `--`".into());
+    }
+    let params = WorkspaceExecParams {
+        workspace_id: a.workspace.clone(),
+        command: CommandSpec::Argv(a.command.clone()),
+        cwd: a.cwd.clone(),
+        timeout_seconds: a.timeout_seconds,
     };
-    let forward: Option<&mut dyn OutputSink> = if a.output.json {
-        None
-    } else {
-        Some(&mut stream)
-    };
-    match m.workspace_exec(
-        &a.workspace,
-        a.command.clone(),
-        Some(a.cwd.clone()),
-        a.timeout_seconds,
-        a.output.json,
-        forward,
-    ) {
+    let mut progress = CliProgress::new("workspace-exec", a.output.json);
+    progress.phases = false;
+    match m.workspace_exec(params, &mut progress) {
         Ok(r) => {
             if printer.json {
                 printer.json(&r);
@@ -282,12 +273,10 @@ pub fn logs(m: &Manager, a: &IdArgs) -> Exit {
     let printer = Printer {
         json: a.output.json,
     };
-    match m.workspace_logs(&a.workspace) {
-        Ok(l) if printer.json => {
-            printer.json(&l);
-            Exit::Success
-        }
-        Ok(l) => {
+    finish(
+        printer,
+        m.workspace_logs(WorkspaceRef::new(&a.workspace), &mut Quiet),
+        |l| {
             if l.entries.is_empty() {
                 printer.line("No workspace logs found.");
             }
@@ -301,28 +290,29 @@ pub fn logs(m: &Manager, a: &IdArgs) -> Exit {
                 write_err(e.stderr.as_bytes());
             }
             Exit::Success
-        }
-        Err(e) => fail(printer, e),
-    }
+        },
+    )
 }
 
 pub fn stop(m: &Manager, a: &IdArgs) -> Exit {
+    let mut progress = CliProgress::new("workspace-stop", a.output.json);
     show(
         Printer {
             json: a.output.json,
         },
         "Stopped workspace ID",
-        m.workspace_stop(&a.workspace),
+        m.workspace_stop(WorkspaceRef::new(&a.workspace), &mut progress),
     )
 }
 
 pub fn start(m: &Manager, a: &IdArgs) -> Exit {
+    let mut progress = CliProgress::new("workspace-start", a.output.json);
     show(
         Printer {
             json: a.output.json,
         },
         "Started workspace ID",
-        m.workspace_start(&a.workspace),
+        m.workspace_start(WorkspaceRef::new(&a.workspace), &mut progress),
     )
 }
 
@@ -330,36 +320,27 @@ pub fn delete(m: &Manager, a: &IdArgs) -> Exit {
     let printer = Printer {
         json: a.output.json,
     };
-    match m.workspace_delete(&a.workspace) {
-        Ok(r) if printer.json => {
-            printer.json(&r);
-            Exit::Success
-        }
-        Ok(r) => {
+    finish(
+        printer,
+        m.workspace_delete(WorkspaceRef::new(&a.workspace), &mut Quiet),
+        |r| {
             printer.line(&format!("Deleted workspace: {}", r.workspace_id));
             Exit::Success
-        }
-        Err(e) => fail(printer, e),
-    }
+        },
+    )
 }
 
 pub fn gc(m: &Manager, json: bool) -> Exit {
     let printer = Printer { json };
-    match m.workspace_gc() {
-        Ok(r) if json => {
-            printer.json(&r);
-            Exit::Success
-        }
-        Ok(r) => {
-            printer.line(&format!(
-                "Marked stopped: {}; marked failed: {}; stopped idle: {}; removed orphaned directories: {}",
-                r.marked_stopped.len(),
-                r.marked_failed.len(),
-                r.idle_stopped.len(),
-                r.removed_dirs.len()
-            ));
-            Exit::Success
-        }
-        Err(e) => fail(printer, e),
-    }
+    finish(printer, m.workspace_gc(NoParams {}, &mut Quiet), |r| {
+        printer.line(&format!(
+            "Marked stopped: {}; marked failed: {}; stopped idle: {}; killed orphan guest processes: {}; removed orphaned directories: {}",
+            r.marked_stopped.len(),
+            r.marked_failed.len(),
+            r.idle_stopped.len(),
+            r.killed_orphans.len(),
+            r.removed_dirs.len()
+        ));
+        Exit::Success
+    })
 }

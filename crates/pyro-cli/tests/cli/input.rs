@@ -95,7 +95,7 @@ fn an_environment_that_is_not_pulled_says_how_to_pull_it() {
     run.assert_code(2);
     assert_eq!(
         run.stderr(),
-        "error: environment 'debian:12-base' is not installed; run `pyro env pull debian:12-base` first\n",
+        "error: environment 'debian:12-base' is not installed\nhint: run `pyro env pull debian:12-base`\n",
         "{}",
         run.context()
     );
@@ -171,4 +171,123 @@ fn doctor_reports_fail_with_fixes_when_tools_are_missing() {
         .unwrap();
     assert_eq!(human.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&human.stdout).contains("Runtime: FAIL"));
+}
+
+/// Hostile input found by the adversarial pass, refused cleanly before
+/// anything starts.
+#[test]
+fn hostile_input_is_refused_with_json_and_no_panic() {
+    use std::os::unix::ffi::OsStrExt;
+    let env = TestEnv::new();
+    // Non-UTF-8 arguments: a clean error, never a panic (exit 101).
+    let bad = std::ffi::OsStr::from_bytes(b"\xff");
+    for args in [
+        vec![
+            std::ffi::OsStr::new("workspace"),
+            std::ffi::OsStr::new("status"),
+            bad,
+            std::ffi::OsStr::new("--json"),
+        ],
+        vec![
+            std::ffi::OsStr::new("run"),
+            std::ffi::OsStr::new("debian:12"),
+            std::ffi::OsStr::new("--json"),
+            std::ffi::OsStr::new("--"),
+            std::ffi::OsStr::new("echo"),
+            bad,
+        ],
+    ] {
+        let out = env.cmd(&[]).args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(doc["ok"], false);
+        assert!(
+            doc["error"]["message"].as_str().unwrap().contains("UTF-8"),
+            "{doc}"
+        );
+    }
+    // clap's message in JSON mode is whole, not its first line.
+    let run = env.run(&["workspace", "create", "--json"]);
+    run.assert_code(2);
+    let message = run.json()["error"]["message"].as_str().unwrap().to_string();
+    assert!(message.contains("<ENVIRONMENT>"), "{message}");
+    // A label key given twice is an error, not a silent last-wins.
+    let run = env.run(&[
+        "workspace",
+        "create",
+        "debian:12",
+        "--label",
+        "k=a",
+        "--label",
+        "k=b",
+        "--json",
+    ]);
+    run.assert_code(2);
+    assert!(
+        run.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("given twice"),
+        "{}",
+        run.context()
+    );
+    // Invisible characters and id-shaped names.
+    for name in [
+        "a\u{200b}b",
+        "evil\u{202e}txt",
+        "ABCDEF123456",
+        "abcdef123456",
+    ] {
+        let run = env.run(&["workspace", "create", "debian:12", "--name", name, "--json"]);
+        run.assert_code(2);
+        assert_eq!(
+            run.json()["error"]["code"],
+            "invalid_argument",
+            "{}",
+            run.context()
+        );
+    }
+    // A relative working directory would fail in the guest with 127.
+    let run = env.run(&[
+        "workspace",
+        "exec",
+        "nope",
+        "--cwd",
+        "rel",
+        "--json",
+        "--",
+        "true",
+    ]);
+    run.assert_code(2);
+    assert!(
+        run.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("absolute"),
+        "{}",
+        run.context()
+    );
+    // Messages are for every surface: no CLI flags inside them; hints hold
+    // the CLI wording.
+    let run = env.run(&["workspace", "status", "nope", "--json"]);
+    run.assert_code(2);
+    let err = &run.json()["error"];
+    assert_eq!(err["message"], "workspace 'nope' does not exist");
+    assert!(err["hint"]
+        .as_str()
+        .unwrap()
+        .contains("pyro workspace list"));
+    env.assert_nothing_left();
+}
+
+/// State is private to its owner, even when the directory existed before.
+#[test]
+fn state_dir_and_database_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = TestEnv::new();
+    std::fs::set_permissions(env.state_dir(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    env.run(&["workspace", "list", "--json"]).assert_code(0);
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(env.state_dir()), 0o700);
+    assert_eq!(mode(&env.state_dir().join("pyro.db")), 0o600);
 }

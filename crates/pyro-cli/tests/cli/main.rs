@@ -3,7 +3,13 @@
 
 mod util;
 
+mod agent;
 mod env;
 mod guest;
 mod input;
+mod interrupt;
+mod races;
+mod schema;
+mod truth;
+mod upgrade;
 mod workspace;

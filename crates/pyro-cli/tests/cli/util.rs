@@ -174,3 +174,80 @@ pub fn ensure_env() {
         run.assert_code(0);
     });
 }
+
+impl TestEnv {
+    /// Pids of QEMU and sidecar processes started for workspace `id`.
+    pub fn guest_pids(&self, id: &str) -> Vec<(u32, String)> {
+        let needle = format!("{}/workspaces/{id}/", self.state.path().display());
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir("/proc").unwrap().filter_map(Result::ok) {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+                continue;
+            };
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            let program = cmdline.split(' ').next().unwrap_or_default().to_string();
+            let ours =
+                program.ends_with("qemu-system-x86_64") || program.ends_with("vhost-device-vsock");
+            // Zombies have an empty cmdline and do not match.
+            if ours && cmdline.contains(&needle) {
+                found.push((pid, program));
+            }
+        }
+        found
+    }
+
+    /// Every record agrees with the processes on the host: a started
+    /// workspace has its VMM and sidecar, any other has none, and no guest
+    /// runs for a workspace without a record.
+    pub fn assert_records_agree(&self) {
+        let list = self.run(&["workspace", "list", "--json"]);
+        list.assert_code(0);
+        let list = list.json();
+        let mut known = Vec::new();
+        for w in list["workspaces"].as_array().unwrap() {
+            let id = w["workspace_id"].as_str().unwrap().to_string();
+            let pids = self.guest_pids(&id);
+            match w["state"].as_str().unwrap() {
+                "started" => assert_eq!(
+                    pids.len(),
+                    2,
+                    "started {id} should have 2 processes: {pids:?} {w}"
+                ),
+                "creating" => {}
+                other => assert!(pids.is_empty(), "{other} {id} still has processes {pids:?}"),
+            }
+            known.push(id);
+        }
+        let root = self.state.path().join("workspaces");
+        if let Ok(read) = std::fs::read_dir(root) {
+            for item in read.filter_map(Result::ok) {
+                let id = item.file_name().to_string_lossy().into_owned();
+                if !known.contains(&id) {
+                    let pids = self.guest_pids(&id);
+                    assert!(pids.is_empty(), "no record owns {id} but {pids:?} run");
+                }
+            }
+        }
+    }
+}
+
+/// Sends `sig` to a process.
+pub fn signal(pid: u32, sig: i32) {
+    // SAFETY: plain syscall.
+    unsafe { libc::kill(pid as i32, sig) };
+}
+
+/// Waits until `f` holds (polling), or panics after `limit`.
+pub fn wait_until(limit: std::time::Duration, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + limit;
+    while !f() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting: {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

@@ -1,0 +1,174 @@
+//! Every command's `--json` output validates against the schema `pyro
+//! schema` publishes (the one MCP and the SDK reuse), errors included.
+
+use crate::util::{ensure_env, Run, TestEnv, ENV};
+
+struct Schemas(serde_json::Value);
+
+impl Schemas {
+    fn load(env: &TestEnv) -> Schemas {
+        let run = env.run(&["schema"]);
+        run.assert_code(0);
+        Schemas(run.json())
+    }
+
+    fn check(&self, schema: &serde_json::Value, what: &str, run: &Run) {
+        let doc = run.json();
+        let validator = jsonschema::validator_for(schema)
+            .unwrap_or_else(|e| panic!("schema of {what} does not compile: {e}"));
+        let errors: Vec<String> = validator
+            .iter_errors(&doc)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "{what} output does not match its schema: {errors:#?}{}",
+            run.context()
+        );
+    }
+
+    /// A successful `--json` result of operation `op`.
+    fn result(&self, op: &str, run: &Run) {
+        let schema = &self.0["operations"][op]["result"];
+        assert!(schema.is_object(), "no schema for {op}");
+        self.check(schema, op, run);
+    }
+
+    /// A failed command's JSON.
+    fn error(&self, run: &Run) {
+        assert_ne!(run.code(), Some(0), "{}", run.context());
+        self.check(&self.0["error"], "error envelope", run);
+    }
+
+    fn operations(&self) -> Vec<String> {
+        self.0["operations"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect()
+    }
+}
+
+#[test]
+fn every_command_json_matches_the_published_schema() {
+    ensure_env();
+    let env = TestEnv::new();
+    let s = Schemas::load(&env);
+    let mut covered = Vec::new();
+    let mut ok = |op: &str, args: &[&str]| -> Run {
+        let run = env.run(args);
+        assert!(run.code() == Some(0) || op == "doctor", "{}", run.context());
+        s.result(op, &run);
+        covered.push(op.to_string());
+        run
+    };
+
+    ok("doctor", &["doctor", "--json"]);
+    ok("env_list", &["env", "list", "--json"]);
+    ok("env_inspect", &["env", "inspect", ENV, "--json"]);
+    ok("env_pull", &["env", "pull", ENV, "--json"]);
+    ok(
+        "vm_run",
+        &[
+            "run",
+            ENV,
+            "--json",
+            "--",
+            "sh",
+            "-c",
+            "echo hi; printf '\\377' >&2",
+        ],
+    );
+    let created = ok(
+        "workspace_create",
+        &[
+            "workspace",
+            "create",
+            ENV,
+            "--name",
+            "s",
+            "--label",
+            "k=v",
+            "--json",
+        ],
+    );
+    assert_eq!(created.json()["workspace_seed"]["mode"], "empty");
+    ok(
+        "workspace_list",
+        &["workspace", "list", "--label", "k", "--json"],
+    );
+    ok("workspace_status", &["workspace", "status", "s", "--json"]);
+    ok(
+        "workspace_update",
+        &["workspace", "update", "s", "--label", "x=y", "--json"],
+    );
+    let exec = ok(
+        "workspace_exec",
+        &["workspace", "exec", "s", "--json", "--", "printf", "\\377"],
+    );
+    assert_eq!(exec.json()["stdout_lossy"], true, "{}", exec.context());
+    ok("workspace_logs", &["workspace", "logs", "s", "--json"]);
+    ok("workspace_stop", &["workspace", "stop", "s", "--json"]);
+    ok("workspace_start", &["workspace", "start", "s", "--json"]);
+    ok("workspace_gc", &["workspace", "gc", "--json"]);
+    ok("workspace_delete", &["workspace", "delete", "s", "--json"]);
+    // Prune on a private, empty cache: the shared one is other tests'.
+    let empty = tempfile::tempdir().unwrap();
+    let private = TestEnv::with_cache(empty.path().to_path_buf());
+    let prune = private.run(&["env", "prune", "--json"]);
+    prune.assert_code(0);
+    s.result("env_prune", &prune);
+    covered.push("env_prune".into());
+
+    let mut missing: Vec<String> = s
+        .operations()
+        .into_iter()
+        .filter(|op| !covered.contains(op))
+        .collect();
+    missing.sort();
+    assert!(
+        missing.is_empty(),
+        "operations without a checked command: {missing:?}"
+    );
+
+    // Errors, from the core, from argument parsing and from bad input.
+    for args in [
+        &["workspace", "status", "nope", "--json"][..],
+        &["workspace", "create", "--json"],
+        &["run", ENV, "--json", "--vcpu-count", "99", "--", "true"],
+        &[
+            "workspace",
+            "exec",
+            "nope",
+            "--cwd",
+            "relative",
+            "--json",
+            "--",
+            "true",
+        ],
+        &["env", "inspect", "debian:99", "--json"],
+    ] {
+        s.error(&env.run(args));
+    }
+    env.assert_nothing_left();
+}
+
+#[test]
+fn schema_lists_every_operation_with_params_and_results() {
+    let env = TestEnv::new();
+    let s = Schemas::load(&env);
+    for op in s.operations() {
+        let entry = &s.0["operations"][&op];
+        assert!(
+            entry["params"]["properties"].is_object() || entry["params"]["type"] == "object",
+            "{op}"
+        );
+        assert!(entry["cli"].is_string(), "{op}");
+        assert!(entry["summary"].as_str().unwrap().len() > 20, "{op}");
+    }
+    // Defaults are declared once and published.
+    let create = &s.0["operations"]["workspace_create"]["params"]["properties"];
+    assert_eq!(create["mem_mib"]["default"], 1024);
+    assert_eq!(create["vcpu_count"]["default"], 1);
+}

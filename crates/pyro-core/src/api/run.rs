@@ -1,0 +1,102 @@
+//! Params and result of one-shot runs (`vm_run`).
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{defaults, Accelerator, CommandSpec};
+
+/// `vm_run` params.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunParams {
+    /// Catalog name of the environment, e.g. `debian:12`.
+    pub environment: String,
+    /// The command: a string run with `sh -lc`, or a list (program and
+    /// arguments) run without a shell.
+    pub command: CommandSpec,
+    /// Guest vCPUs (1-8).
+    #[serde(default = "defaults::vcpu_count")]
+    pub vcpu_count: u32,
+    /// Guest memory in MiB (256-32768).
+    #[serde(default = "defaults::mem_mib")]
+    pub mem_mib: u32,
+    /// Kill the command after this many seconds (exit code 124).
+    #[serde(default = "defaults::timeout_seconds")]
+    pub timeout_seconds: u64,
+    /// Give the guest outbound networking (QEMU user-mode).
+    #[serde(default)]
+    pub network: bool,
+}
+
+impl RunParams {
+    /// Params with the documented defaults.
+    pub fn new(environment: impl Into<String>, command: CommandSpec) -> RunParams {
+        RunParams {
+            environment: environment.into(),
+            command,
+            vcpu_count: defaults::VCPU_COUNT,
+            mem_mib: defaults::MEM_MIB,
+            timeout_seconds: defaults::TIMEOUT_SECONDS,
+            network: false,
+        }
+    }
+}
+
+/// What happened to the VM afterwards.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct Cleanup {
+    /// The VM.
+    pub vm_id: String,
+    /// It was deleted.
+    pub deleted: bool,
+    /// Why (`post_exec_cleanup`).
+    pub reason: String,
+}
+
+/// Milliseconds spent in each phase.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct RunTimings {
+    /// Disk overlay and helper start-up.
+    pub create_ms: u64,
+    /// From VMM start to the agent's ready notice.
+    pub boot_ms: u64,
+    /// The exec round trip.
+    pub exec_ms: u64,
+    /// Teardown.
+    pub cleanup_ms: u64,
+}
+
+/// `vm_run` result.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct RunResult {
+    /// The VM that ran it.
+    pub vm_id: String,
+    /// Environment name.
+    pub environment: String,
+    /// Environment version.
+    pub environment_version: String,
+    /// The command as run (argv shell-quoted).
+    pub command: String,
+    /// Captured stdout (empty when the caller streamed it instead).
+    pub stdout: String,
+    /// Captured stderr (empty when the caller streamed it instead).
+    pub stderr: String,
+    /// The stdout was not valid UTF-8: invalid bytes are shown as U+FFFD.
+    pub stdout_lossy: bool,
+    /// The stderr was not valid UTF-8: invalid bytes are shown as U+FFFD.
+    pub stderr_lossy: bool,
+    /// Exit code (124 on timeout, 128+N when killed by signal N).
+    pub exit_code: i32,
+    /// Whether the timeout fired.
+    pub timed_out: bool,
+    /// Wall time of the whole run.
+    pub duration_ms: u64,
+    /// Always `guest_vsock`: commands only ever run in a guest.
+    pub execution_mode: String,
+    /// kvm or tcg.
+    pub accelerator: Accelerator,
+    /// Phase timings.
+    pub timings: RunTimings,
+    /// What happened to the VM.
+    pub cleanup: Cleanup,
+}

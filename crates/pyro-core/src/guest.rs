@@ -1,0 +1,197 @@
+//! The guest layer: one boot, ready and exec path, used by one-shot runs
+//! and workspaces alike, with one set of deadlines.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use pyro_env::InstalledEnv;
+use pyro_proto::ExecRequest;
+use pyro_vmm::{Accel, DiskMode, Lifetime, Vm, VmHandle, VmSpec};
+
+use crate::api::CommandSpec;
+use crate::progress::Progress;
+use crate::{Error, Manager};
+
+/// Boot deadline under KVM.
+const BOOT_DEADLINE_KVM: Duration = Duration::from_secs(30);
+/// Boot deadline under TCG (a loaded 2-core CI host is slow).
+const BOOT_DEADLINE_TCG: Duration = Duration::from_secs(180);
+
+/// What to boot.
+pub(crate) struct Boot<'a> {
+    /// VM or workspace id.
+    pub id: &'a str,
+    /// Runtime directory (exists).
+    pub dir: PathBuf,
+    /// Environment.
+    pub env: &'a InstalledEnv,
+    /// Accelerator.
+    pub accel: Accel,
+    /// vCPUs.
+    pub vcpus: u32,
+    /// Memory.
+    pub mem_mib: u32,
+    /// Networking.
+    pub network: bool,
+    /// Fresh or existing disk.
+    pub disk: DiskMode,
+    /// Dies with us, or outlives us.
+    pub lifetime: Lifetime,
+}
+
+/// A command's output and ending.
+pub(crate) struct ExecOutput {
+    /// Kept stdout (up to the limit asked for).
+    pub stdout: Vec<u8>,
+    /// Kept stderr.
+    pub stderr: Vec<u8>,
+    /// Exit code (124 on timeout).
+    pub exit_code: i32,
+    /// The timeout fired.
+    pub timed_out: bool,
+    /// Host wall time.
+    pub duration: Duration,
+}
+
+/// Output as text, and whether invalid UTF-8 was replaced.
+pub(crate) fn text(bytes: &[u8]) -> (String, bool) {
+    match String::from_utf8_lossy(bytes) {
+        std::borrow::Cow::Borrowed(s) => (s.to_string(), false),
+        std::borrow::Cow::Owned(s) => (s, true),
+    }
+}
+
+/// Forwards output and keeps at most `limit` bytes per stream.
+struct Collector<'a> {
+    forward: &'a mut dyn Progress,
+    limit: usize,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+}
+
+fn keep(buf: &mut Vec<u8>, chunk: &[u8], limit: usize) {
+    let room = limit.saturating_sub(buf.len());
+    buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+}
+
+impl pyro_vmm::OutputSink for Collector<'_> {
+    fn stdout(&mut self, chunk: &[u8]) {
+        self.forward.stdout(chunk);
+        keep(&mut self.stdout, chunk, self.limit);
+    }
+    fn stderr(&mut self, chunk: &[u8]) {
+        self.forward.stderr(chunk);
+        keep(&mut self.stderr, chunk, self.limit);
+    }
+}
+
+impl Manager {
+    /// The boot deadline for an accelerator.
+    fn boot_deadline(accel: Accel) -> Duration {
+        match accel {
+            Accel::Kvm => BOOT_DEADLINE_KVM,
+            Accel::Tcg => BOOT_DEADLINE_TCG,
+        }
+    }
+
+    /// Starts a guest and waits for its agent. `started` runs as soon as
+    /// the VMM is spawned, so callers can record its processes before the
+    /// (long) wait; a failure there kills the guest.
+    pub(crate) fn boot_guest(
+        &self,
+        boot: Boot<'_>,
+        started: &mut dyn FnMut(&VmHandle) -> Result<(), Error>,
+    ) -> Result<(Vm, Duration), Error> {
+        let mut kernel_args = Vec::new();
+        if let Some(f) = &self.config().agent_disable_features {
+            kernel_args.push(format!("pyro.disable_features={f}"));
+        }
+        let spec = VmSpec {
+            vm_id: boot.id.to_string(),
+            dir: boot.dir,
+            kernel: boot.env.kernel(),
+            initramfs: boot.env.initramfs(),
+            rootfs: boot.env.rootfs(),
+            disk: boot.disk,
+            kernel_args,
+            vcpus: boot.vcpus,
+            mem_mib: boot.mem_mib,
+            network: boot.network,
+            accel: boot.accel,
+        };
+        let mut vm = self.backend().start(&spec, boot.lifetime)?;
+        if let Err(e) = started(vm.handle()) {
+            vm.destroy();
+            return Err(e);
+        }
+        let times = vm.wait_ready(Self::boot_deadline(boot.accel))?;
+        Ok((vm, times.agent_ready))
+    }
+
+    /// Runs a command in a guest, streaming output to `progress` and
+    /// keeping up to `keep` bytes of each stream.
+    pub(crate) fn guest_exec(
+        &self,
+        vm: &VmHandle,
+        command: &CommandSpec,
+        cwd: &str,
+        timeout_seconds: u64,
+        keep: usize,
+        progress: &mut dyn Progress,
+    ) -> Result<ExecOutput, Error> {
+        let started = Instant::now();
+        let req = ExecRequest {
+            argv: command.argv(),
+            env: Vec::new(),
+            cwd: Some(cwd.to_string()),
+            timeout_ms: Some(timeout_seconds.saturating_mul(1000)),
+            direct_output: true,
+            output_token: None,
+        };
+        let mut sink = Collector {
+            forward: progress,
+            limit: keep,
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+        };
+        let outcome = vm.exec(req, &mut sink)?;
+        if outcome.timed_out {
+            pyro_vmm::OutputSink::stderr(
+                &mut sink,
+                format!("command timed out after {timeout_seconds}s\n").as_bytes(),
+            );
+        }
+        Ok(ExecOutput {
+            stdout: sink.stdout,
+            stderr: sink.stderr,
+            exit_code: outcome.exit_code,
+            timed_out: outcome.timed_out,
+            duration: started.elapsed(),
+        })
+    }
+}
+
+/// Checks what every exec shares: a command, a timeout, an absolute cwd.
+pub(crate) fn validate_exec(
+    command: &CommandSpec,
+    cwd: &str,
+    timeout_seconds: u64,
+) -> Result<(), Error> {
+    command.validate()?;
+    if timeout_seconds == 0 {
+        return Err(Error::InvalidArgument(
+            "timeout_seconds must be greater than 0".into(),
+        ));
+    }
+    if !cwd.starts_with('/') {
+        return Err(Error::InvalidArgument(format!(
+            "cwd must be an absolute path in the guest, got '{cwd}'"
+        )));
+    }
+    if cwd.contains('\0') {
+        return Err(Error::InvalidArgument(
+            "cwd must not contain NUL characters".into(),
+        ));
+    }
+    Ok(())
+}

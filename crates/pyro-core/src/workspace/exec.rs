@@ -1,0 +1,135 @@
+//! Commands in a workspace and their history.
+
+use pyro_store::{StoreError, WorkspaceRecord, WorkspaceState};
+use pyro_vmm::{VmHandle, VmmError};
+
+use super::{Runtime, HISTORY_CAP};
+use crate::api::{WorkspaceExecParams, WorkspaceExecResult};
+use crate::guest;
+use crate::progress::{Event, Phase, Progress};
+use crate::{interrupt, Error, Hint, Manager};
+
+impl Manager {
+    /// Runs a command in a started workspace and records it.
+    pub fn workspace_exec(
+        &self,
+        p: WorkspaceExecParams,
+        progress: &mut dyn Progress,
+    ) -> Result<WorkspaceExecResult, Error> {
+        guest::validate_exec(&p.command, &p.cwd, p.timeout_seconds)?;
+        self.stop_idle()?;
+        let r = self.load(&p.workspace_id)?;
+        let vm = require_started(&r, &p.workspace_id, "exec")?;
+        let _note = {
+            let id = r.workspace_id.clone();
+            interrupt::on_interrupt(move || {
+                format!("the command was stopped; workspace {id} keeps running")
+            })
+        };
+        progress.event(Event::Phase {
+            phase: Phase::Execute,
+            id: &r.workspace_id,
+            environment: &r.environment,
+        });
+        // A JSON result needs everything; the history keeps a capped copy.
+        let keep = if progress.capture_output() {
+            usize::MAX
+        } else {
+            HISTORY_CAP
+        };
+        let out = match self.guest_exec(&vm, &p.command, &p.cwd, p.timeout_seconds, keep, progress)
+        {
+            Ok(out) => out,
+            Err(e) => return Err(self.explain_lost(&r, &vm, e)),
+        };
+        let command = p.command.display();
+        let capped = |b: &[u8]| guest::text(&b[..b.len().min(HISTORY_CAP)]).0;
+        let duration_ms = out.duration.as_millis() as u64;
+        let sequence = self.store()?.record_command(
+            &r.workspace_id,
+            &command,
+            &p.cwd,
+            out.exit_code,
+            duration_ms,
+            &capped(&out.stdout),
+            &capped(&out.stderr),
+            crate::now(),
+        )?;
+        let capture = progress.capture_output();
+        let (stdout, stdout_lossy) = guest::text(&out.stdout);
+        let (stderr, stderr_lossy) = guest::text(&out.stderr);
+        Ok(WorkspaceExecResult {
+            workspace_id: r.workspace_id.clone(),
+            environment: r.environment.clone(),
+            environment_version: r.environment_version.clone(),
+            sequence,
+            command,
+            cwd: p.cwd,
+            stdout: if capture { stdout } else { String::new() },
+            stderr: if capture { stderr } else { String::new() },
+            stdout_lossy,
+            stderr_lossy,
+            exit_code: out.exit_code,
+            timed_out: out.timed_out,
+            duration_ms,
+            execution_mode: "guest_vsock".into(),
+        })
+    }
+
+    /// A guest lost mid-command: deleted or stopped by someone else is not
+    /// a crash; a real crash leaves the record stopped with the reason.
+    fn explain_lost(&self, r: &WorkspaceRecord, vm: &VmHandle, e: Error) -> Error {
+        if !matches!(e, Error::Vmm(VmmError::GuestLost { .. })) {
+            return e;
+        }
+        let id = &r.workspace_id;
+        let Ok(store) = self.store() else { return e };
+        match store.resolve(id) {
+            Err(StoreError::NotFound { .. }) => Error::InvalidState {
+                message: format!("workspace {id} was deleted while the command was running"),
+                hint: None,
+            },
+            Ok(now) if Runtime::of(&now).vm.as_ref() != Some(vm) => Error::InvalidState {
+                message: format!(
+                    "workspace {id} was stopped while the command was running (it is now {})",
+                    now.state.as_str()
+                ),
+                hint: None,
+            },
+            _ => {
+                let _ = self.load(id);
+                e
+            }
+        }
+    }
+}
+
+/// The guest of a started workspace, or an error saying how to get one.
+pub(crate) fn require_started(
+    r: &WorkspaceRecord,
+    asked_as: &str,
+    op: &str,
+) -> Result<VmHandle, Error> {
+    match (r.state, Runtime::of(r).vm) {
+        (WorkspaceState::Started, Some(vm)) => Ok(vm),
+        (WorkspaceState::Failed, _) => Err(Error::InvalidState {
+            message: format!(
+                "workspace {} failed to be created; {op} needs a started workspace",
+                r.workspace_id
+            ),
+            hint: Some(Hint::DeleteWorkspace {
+                workspace: asked_as.to_string(),
+            }),
+        }),
+        (state, _) => Err(Error::InvalidState {
+            message: format!(
+                "workspace {} is {} and must be started before {op}",
+                r.workspace_id,
+                state.as_str()
+            ),
+            hint: Some(Hint::StartWorkspace {
+                workspace: asked_as.to_string(),
+            }),
+        }),
+    }
+}
