@@ -154,7 +154,7 @@ impl Hint {
             (Hint::InstallHostTools, Mcp) => "the host lacks tools pyro needs; the operator should run `make setup` in the pyro checkout".into(),
             (Hint::InstallHostTools, _) => "run `make setup` in the pyro checkout, or install the named Debian package".into(),
             (Hint::PullEnvironment { environment }, Cli) => format!("run `pyro env pull {environment}`"),
-            (Hint::PullEnvironment { environment }, Mcp) => format!("the environment '{environment}' is built automatically by `vm_run` and `workspace_create`; if that failed, check the host"),
+            (Hint::PullEnvironment { environment }, Mcp) => format!("the operator should build it on the host with `pyro env pull {environment}`"),
             (Hint::PullEnvironment { environment }, Python) => format!("call `pull_environment(\"{environment}\")`"),
             (Hint::RebuildEnvironment { environment }, Cli) => format!("run `pyro env pull {environment} --force`"),
             (Hint::RebuildEnvironment { environment }, Mcp) => format!("the operator should rebuild it with `pyro env pull {environment} --force`"),
@@ -380,5 +380,50 @@ impl ErrorEnvelope {
     /// Wraps a body.
     pub fn new(error: ErrorBody) -> Self {
         ErrorEnvelope { ok: false, error }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hints_are_worded_per_surface_and_messages_carry_no_cli_syntax() {
+        let e = Error::Store(StoreError::NotFound { what: "w1".into() });
+        assert_eq!(e.to_string(), "workspace 'w1' does not exist");
+        let cli = e.body(Surface::Cli).hint.unwrap();
+        let mcp = e.body(Surface::Mcp).hint.unwrap();
+        let py = e.body(Surface::Python).hint.unwrap();
+        assert!(cli.contains("pyro workspace list"), "{cli}");
+        assert!(
+            mcp.contains("workspace_list") && !mcp.contains("pyro "),
+            "{mcp}"
+        );
+        assert!(py.contains("list_workspaces()"), "{py}");
+
+        let e = crate::run::validate_resources(1, 32768).err();
+        // Only on a host with less than 32 GiB free; then the message names
+        // the parameter, and the flag appears only in the CLI hint.
+        if let Some(e) = e {
+            assert!(!e.to_string().contains("--"), "{e}");
+            assert!(e.body(Surface::Cli).hint.unwrap().contains("--mem-mib"));
+            assert!(e.body(Surface::Python).hint.unwrap().contains("mem_mib"));
+        }
+        let e = Error::InvalidState {
+            message: "workspace x is stopped and must be started before exec".into(),
+            hint: Some(Hint::StartWorkspace {
+                workspace: "my ws".into(),
+            }),
+        };
+        assert_eq!(e.code(), ErrorCode::InvalidState);
+        assert_eq!(
+            e.body(Surface::Cli).hint.unwrap(),
+            "run `pyro workspace start 'my ws'`"
+        );
+        assert!(e
+            .body(Surface::Mcp)
+            .hint
+            .unwrap()
+            .contains("workspace_start"));
     }
 }

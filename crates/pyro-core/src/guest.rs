@@ -8,7 +8,7 @@ use pyro_env::InstalledEnv;
 use pyro_proto::ExecRequest;
 use pyro_vmm::{Accel, DiskMode, Lifetime, Vm, VmHandle, VmSpec};
 
-use crate::api::CommandSpec;
+use crate::api::{CommandOutput, CommandSpec};
 use crate::progress::Progress;
 use crate::{Error, Manager};
 
@@ -51,6 +51,23 @@ pub(crate) struct ExecOutput {
     pub timed_out: bool,
     /// Host wall time.
     pub duration: Duration,
+}
+
+impl ExecOutput {
+    /// The public form; `capture` false leaves the texts empty (the caller
+    /// streamed them).
+    pub(crate) fn public(&self, capture: bool) -> CommandOutput {
+        let (stdout, stdout_lossy) = text(&self.stdout);
+        let (stderr, stderr_lossy) = text(&self.stderr);
+        CommandOutput {
+            stdout: if capture { stdout } else { String::new() },
+            stderr: if capture { stderr } else { String::new() },
+            stdout_lossy,
+            stderr_lossy,
+            exit_code: self.exit_code,
+            timed_out: self.timed_out,
+        }
+    }
 }
 
 /// Output as text, and whether invalid UTF-8 was replaced.

@@ -136,19 +136,12 @@ impl Manager {
         let cleanup_started = Instant::now();
         vm.destroy();
         let cleanup_ms = ms(cleanup_started.elapsed());
-        let (stdout, stdout_lossy) = guest::text(&out.stdout);
-        let (stderr, stderr_lossy) = guest::text(&out.stderr);
         Ok(RunResult {
             vm_id: vm_id.clone(),
             environment: p.environment.clone(),
             environment_version: env.entry.version.to_string(),
             command: p.command.display(),
-            stdout,
-            stderr,
-            stdout_lossy,
-            stderr_lossy,
-            exit_code: out.exit_code,
-            timed_out: out.timed_out,
+            output: out.public(progress.capture_output()),
             duration_ms: ms(started.elapsed()),
             execution_mode: "guest_vsock".into(),
             accelerator: choice.accelerator.into(),

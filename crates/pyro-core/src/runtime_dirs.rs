@@ -9,17 +9,11 @@
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
+use pyro_vmm::process::ProcRef;
+
 use crate::Error;
 
 const OWNER_FILE: &str = "owner";
-
-/// Start time of a process in clock ticks since boot (field 22 of stat).
-fn start_time(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may contain spaces; fields resume after the last ')'.
-    let rest = stat.rsplit_once(')')?.1;
-    rest.split_whitespace().nth(19)?.parse().ok()
-}
 
 fn owner_alive(dir: &Path) -> bool {
     let Ok(text) = std::fs::read_to_string(dir.join(OWNER_FILE)) else {
@@ -33,7 +27,7 @@ fn owner_alive(dir: &Path) -> bool {
     let pid: Option<u32> = parts.next().and_then(|p| p.parse().ok());
     let start: Option<u64> = parts.next().and_then(|p| p.parse().ok());
     match (pid, start) {
-        (Some(pid), Some(start)) => start_time(pid) == Some(start),
+        (Some(pid), Some(start_time)) => ProcRef { pid, start_time }.alive(),
         _ => false,
     }
 }
@@ -77,7 +71,8 @@ pub fn create(state_dir: &Path, vm_id: &str) -> Result<PathBuf, Error> {
         .create(&dir)
         .map_err(Error::io(format!("creating {}", dir.display())))?;
     let me = std::process::id();
-    let owner = format!("{me} {}\n", start_time(me).unwrap_or(0));
+    let start = ProcRef::of(me).map(|p| p.start_time).unwrap_or(0);
+    let owner = format!("{me} {start}\n");
     std::fs::write(dir.join(OWNER_FILE), owner).map_err(Error::io("writing the VM owner file"))?;
     pyro_vmm::live::register(vm_id, &dir);
     Ok(dir)

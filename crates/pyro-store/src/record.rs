@@ -161,8 +161,9 @@ pub struct NewWorkspace {
     pub seed: serde_json::Value,
 }
 
-/// One row of `list`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One row of `list`: the columns a listing needs (internal; pyro-core
+/// turns it into the public summary).
+#[derive(Debug, Clone, PartialEq)]
 pub struct WorkspaceSummary {
     /// Id.
     pub workspace_id: String,
@@ -182,14 +183,10 @@ pub struct WorkspaceSummary {
     pub expires_at: Option<f64>,
     /// Commands run.
     pub command_count: u64,
-    /// Services (always 0 until services exist).
-    pub service_count: u64,
-    /// Running services (always 0 until services exist).
-    pub running_service_count: u64,
 }
 
-/// One history entry.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One history entry (internal; pyro-core turns it into the public one).
+#[derive(Debug, Clone, PartialEq)]
 pub struct CommandEntry {
     /// Sequence number.
     pub sequence: u64,

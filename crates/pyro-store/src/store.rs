@@ -112,8 +112,6 @@ fn summary_from_row(row: &Row<'_>) -> rusqlite::Result<WorkspaceSummary> {
         last_activity_at,
         expires_at: expires_at(state, last_activity_at, ttl_seconds),
         command_count: u64_col(row, 7)?,
-        service_count: 0,
-        running_service_count: 0,
     })
 }
 
@@ -416,6 +414,20 @@ impl Store {
             "SELECT w.workspace_id FROM workspaces w WHERE w.state = ?1{ORDER}"
         ))?;
         let rows = stmt.query_map([state.as_str()], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Ids of workspaces whose runtime data may name live processes: every
+    /// `started` or `creating` one, and any other whose runtime is not the
+    /// empty object `{}`. What the Manager reconciles before a listing.
+    /// Reads only.
+    pub fn ids_with_runtime(&self) -> Result<Vec<String>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT w.workspace_id FROM workspaces w \
+             WHERE w.state IN ('started', 'creating') OR w.runtime <> '{{}}'{ORDER}"
+        ))?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 

@@ -6,7 +6,9 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::{activity, data_version, db, labels, names, new, open};
-use pyro_store::{LabelFilter, ListQuery, NameChange, Store, StoreError, WorkspaceState};
+use pyro_store::{
+    LabelFilter, ListQuery, NameChange, Store, StoreError, WorkspaceState, WorkspaceSummary,
+};
 
 const A: &str = "00000000000a";
 const B: &str = "00000000000b";
@@ -251,29 +253,26 @@ fn list_limit_keeps_the_order() {
 }
 
 #[test]
-fn list_summaries_carry_exactly_the_listed_fields() {
+fn list_rows_carry_exactly_the_listed_fields() {
     let (_d, s) = three();
     s.set_state(B, WorkspaceState::Started, None, None, Some(10.0))
         .unwrap();
     s.record_command(B, "ls", "/workspace", 0, 3, "", "", 20.0)
         .unwrap();
     let w = s.list(&filtered(&["team=y"])).unwrap().remove(0);
-    let json = serde_json::to_value(&w).unwrap();
     assert_eq!(
-        json,
-        serde_json::json!({
-            "workspace_id": B,
-            "name": "b",
-            "labels": {"team": "y"},
-            "environment": "debian:12",
-            "state": "started",
-            "created_at": 2.0,
-            "last_activity_at": 20.0,
-            "expires_at": 620.0,
-            "command_count": 1,
-            "service_count": 0,
-            "running_service_count": 0,
-        })
+        w,
+        WorkspaceSummary {
+            workspace_id: B.into(),
+            name: Some("b".into()),
+            labels: [("team".to_string(), "y".to_string())].into(),
+            environment: "debian:12".into(),
+            state: WorkspaceState::Started,
+            created_at: 2.0,
+            last_activity_at: 20.0,
+            expires_at: Some(620.0),
+            command_count: 1,
+        }
     );
     // Only started workspaces expire.
     let a = s.list(&filtered(&["tier"])).unwrap().remove(0);
@@ -296,6 +295,25 @@ fn helpers_for_gc_find_states_and_idle_workspaces() {
     assert_eq!(s.ids_idle_past_ttl(610.0).unwrap(), [A]);
     assert_eq!(s.ids_idle_past_ttl(5000.0).unwrap(), [A, B]);
     assert_eq!(s.resolve(A).unwrap().expires_at, Some(610.0));
+    // Reconciliation candidates: started or creating, or any runtime data.
+    s.set_state(
+        A,
+        WorkspaceState::Stopped,
+        None,
+        Some(serde_json::json!({})),
+        None,
+    )
+    .unwrap();
+    assert_eq!(s.ids_with_runtime().unwrap(), [B, C]);
+    s.set_state(
+        A,
+        WorkspaceState::Stopped,
+        None,
+        Some(serde_json::json!({"owner": 1})),
+        None,
+    )
+    .unwrap();
+    assert_eq!(s.ids_with_runtime().unwrap().len(), 3);
 }
 
 // ---- update ----------------------------------------------------------------

@@ -51,7 +51,7 @@ pub fn run(manager: &Manager, a: &DemoArgs) -> Exit {
     match manager.vm_run(params, &mut progress) {
         Ok(result) => {
             printer.json(&result);
-            if result.exit_code == 0 {
+            if result.output.exit_code == 0 {
                 Exit::Success
             } else {
                 Exit::Failure

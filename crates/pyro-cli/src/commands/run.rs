@@ -30,7 +30,7 @@ pub fn run(manager: &Manager, a: &RunArgs) -> Exit {
             } else {
                 summary(&result);
             }
-            Exit::Guest(result.exit_code)
+            Exit::Guest(result.output.exit_code)
         }
         Err(e) => {
             printer.error(&e);
@@ -43,7 +43,7 @@ fn summary(r: &RunResult) {
     write_err(
         format!(
             "[run] environment={} execution_mode={} exit_code={} duration_ms={}\n",
-            r.environment, r.execution_mode, r.exit_code, r.duration_ms
+            r.environment, r.execution_mode, r.output.exit_code, r.duration_ms
         )
         .as_bytes(),
     );

@@ -258,12 +258,12 @@ pub fn exec(m: &Manager, a: &ExecArgs) -> Exit {
                 write_err(
                     format!(
                         "[workspace-exec] workspace_id={} sequence={} cwd={} execution_mode={} exit_code={} duration_ms={}\n",
-                        r.workspace_id, r.sequence, r.cwd, r.execution_mode, r.exit_code, r.duration_ms
+                        r.workspace_id, r.sequence, r.cwd, r.execution_mode, r.output.exit_code, r.duration_ms
                     )
                     .as_bytes(),
                 );
             }
-            Exit::Guest(r.exit_code)
+            Exit::Guest(r.output.exit_code)
         }
         Err(e) => fail(printer, e),
     }
@@ -343,4 +343,26 @@ pub fn gc(m: &Manager, json: bool) -> Exit {
         ));
         Exit::Success
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_that_could_be_misread_are_quoted() {
+        let labels: BTreeMap<String, String> = [
+            ("a", "b"),
+            ("k", "a=b,k=c"),
+            ("q", "say \"hi\""),
+            ("s", "two words"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(
+            labels_text(&labels, ","),
+            r#"a=b,k="a=b,k=c",q="say \"hi\"",s="two words""#
+        );
+    }
 }

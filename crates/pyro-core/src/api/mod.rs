@@ -112,6 +112,24 @@ impl CommandSpec {
     }
 }
 
+/// What a command printed and how it ended (part of `vm_run` and
+/// `workspace_exec` results).
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct CommandOutput {
+    /// Captured stdout (empty when the caller streamed it instead).
+    pub stdout: String,
+    /// Captured stderr (empty when the caller streamed it instead).
+    pub stderr: String,
+    /// The stdout was not valid UTF-8: invalid bytes are shown as U+FFFD.
+    pub stdout_lossy: bool,
+    /// The stderr was not valid UTF-8: invalid bytes are shown as U+FFFD.
+    pub stderr_lossy: bool,
+    /// Exit code (124 on timeout, 128+N when killed by signal N).
+    pub exit_code: i32,
+    /// Whether the timeout fired.
+    pub timed_out: bool,
+}
+
 /// Quotes argv for display the way a POSIX shell would read it back.
 pub fn shell_join(argv: &[String]) -> String {
     argv.iter()

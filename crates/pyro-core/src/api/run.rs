@@ -3,7 +3,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{defaults, Accelerator, CommandSpec};
+use super::{defaults, Accelerator, CommandOutput, CommandSpec};
 
 /// `vm_run` params.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -77,18 +77,9 @@ pub struct RunResult {
     pub environment_version: String,
     /// The command as run (argv shell-quoted).
     pub command: String,
-    /// Captured stdout (empty when the caller streamed it instead).
-    pub stdout: String,
-    /// Captured stderr (empty when the caller streamed it instead).
-    pub stderr: String,
-    /// The stdout was not valid UTF-8: invalid bytes are shown as U+FFFD.
-    pub stdout_lossy: bool,
-    /// The stderr was not valid UTF-8: invalid bytes are shown as U+FFFD.
-    pub stderr_lossy: bool,
-    /// Exit code (124 on timeout, 128+N when killed by signal N).
-    pub exit_code: i32,
-    /// Whether the timeout fired.
-    pub timed_out: bool,
+    /// What the command printed and how it ended.
+    #[serde(flatten)]
+    pub output: CommandOutput,
     /// Wall time of the whole run.
     pub duration_ms: u64,
     /// Always `guest_vsock`: commands only ever run in a guest.

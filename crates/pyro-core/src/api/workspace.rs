@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{defaults, CommandSpec};
+use super::{defaults, CommandOutput, CommandSpec};
 
 /// Where a workspace is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -339,8 +339,8 @@ impl From<pyro_store::WorkspaceSummary> for WorkspaceSummary {
             last_activity_at: s.last_activity_at,
             expires_at: s.expires_at,
             command_count: s.command_count,
-            service_count: s.service_count,
-            running_service_count: s.running_service_count,
+            service_count: 0,
+            running_service_count: 0,
         }
     }
 }
@@ -369,18 +369,9 @@ pub struct WorkspaceExecResult {
     pub command: String,
     /// Working directory.
     pub cwd: String,
-    /// Captured stdout (empty when the caller streamed it instead).
-    pub stdout: String,
-    /// Captured stderr (empty when the caller streamed it instead).
-    pub stderr: String,
-    /// The stdout was not valid UTF-8: invalid bytes are shown as U+FFFD.
-    pub stdout_lossy: bool,
-    /// The stderr was not valid UTF-8: invalid bytes are shown as U+FFFD.
-    pub stderr_lossy: bool,
-    /// Exit code.
-    pub exit_code: i32,
-    /// Timeout fired.
-    pub timed_out: bool,
+    /// What the command printed and how it ended.
+    #[serde(flatten)]
+    pub output: CommandOutput,
     /// Duration.
     pub duration_ms: u64,
     /// Always `guest_vsock`.

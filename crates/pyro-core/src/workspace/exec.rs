@@ -55,9 +55,6 @@ impl Manager {
             &capped(&out.stderr),
             crate::now(),
         )?;
-        let capture = progress.capture_output();
-        let (stdout, stdout_lossy) = guest::text(&out.stdout);
-        let (stderr, stderr_lossy) = guest::text(&out.stderr);
         Ok(WorkspaceExecResult {
             workspace_id: r.workspace_id.clone(),
             environment: r.environment.clone(),
@@ -65,12 +62,7 @@ impl Manager {
             sequence,
             command,
             cwd: p.cwd,
-            stdout: if capture { stdout } else { String::new() },
-            stderr: if capture { stderr } else { String::new() },
-            stdout_lossy,
-            stderr_lossy,
-            exit_code: out.exit_code,
-            timed_out: out.timed_out,
+            output: out.public(progress.capture_output()),
             duration_ms,
             execution_mode: "guest_vsock".into(),
         })

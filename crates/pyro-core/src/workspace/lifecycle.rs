@@ -8,6 +8,7 @@ use pyro_store::{NewWorkspace, WorkspaceState};
 use pyro_vmm::{Accel, DiskMode, Lifetime, VmHandle};
 
 use super::{info, Runtime, TTL_RANGE};
+use crate::accel::AccelChoice;
 use crate::api::{
     defaults, DeleteResult, WorkspaceCreateParams, WorkspaceInfo, WorkspaceRef, WorkspaceSeed,
 };
@@ -104,30 +105,20 @@ impl Manager {
                 format!("the workspace being created ({id}) was removed")
             })
         };
-        if choice.accelerator == Accel::Tcg {
-            progress.event(Event::Notice(&choice.reason));
-        }
-        progress.event(Event::Phase {
-            phase: Phase::Boot,
-            id: &id,
-            environment: &p.environment,
-        });
-        let booted = self
-            .boot_guest(
-                Boot {
-                    id: &id,
-                    dir: dir.clone(),
-                    env: &env,
-                    accel: choice.accelerator,
-                    vcpus: p.vcpu_count,
-                    mem_mib: p.mem_mib,
-                    network: false,
-                    disk: DiskMode::Create,
-                    lifetime: Lifetime::Detached,
-                },
-                &mut |vm| self.record_boot(&id, WorkspaceState::Creating, vm, choice.accelerator),
-            )
-            .and_then(|(vm, _)| {
+        let booted = self.boot_workspace(
+            WorkspaceBoot {
+                id: &id,
+                environment: &p.environment,
+                env: &env,
+                accel: choice,
+                vcpus: p.vcpu_count,
+                mem_mib: p.mem_mib,
+                disk: DiskMode::Create,
+                state_while_booting: WorkspaceState::Creating,
+                state_on_failure: WorkspaceState::Failed,
+            },
+            progress,
+            &mut |vm, progress| {
                 if let Some((seed, _)) = &seed {
                     progress.event(Event::Phase {
                         phase: Phase::Seed,
@@ -137,58 +128,90 @@ impl Manager {
                     let mut write = |w: &mut dyn std::io::Write| {
                         seed.write_tar(w).map_err(std::io::Error::other)
                     };
-                    vm.handle().extract(defaults::WORKSPACE_PATH, &mut write)?;
+                    vm.extract(defaults::WORKSPACE_PATH, &mut write)?;
                 }
+                Ok(())
+            },
+        );
+        drop(cleanup);
+        booted
+    }
+
+    /// Boots a workspace's guest (the caller holds its lock): records the
+    /// guest as soon as it is spawned, still owned by this process, then
+    /// runs `ready` (seeding) and records it started. On failure the guest
+    /// is killed and the record gets `state_on_failure` with the reason.
+    fn boot_workspace(
+        &self,
+        b: WorkspaceBoot<'_>,
+        progress: &mut dyn Progress,
+        ready: &mut dyn FnMut(&VmHandle, &mut dyn Progress) -> Result<(), Error>,
+    ) -> Result<WorkspaceInfo, Error> {
+        let store = self.store()?;
+        let accel = b.accel.accelerator;
+        if accel == Accel::Tcg {
+            progress.event(Event::Notice(&b.accel.reason));
+        }
+        progress.event(Event::Phase {
+            phase: Phase::Boot,
+            id: b.id,
+            environment: b.environment,
+        });
+        let record = |vm: &VmHandle| -> Result<(), Error> {
+            let rt = Runtime {
+                vm: Some(vm.clone()),
+                accelerator: Some(accel),
+                ..Runtime::owned_by_me()
+            };
+            Ok(store.set_state(b.id, b.state_while_booting, None, Some(rt.value()), None)?)
+        };
+        let booted = self
+            .boot_guest(
+                Boot {
+                    id: b.id,
+                    dir: self.workspace_dir(b.id),
+                    env: b.env,
+                    accel,
+                    vcpus: b.vcpus,
+                    mem_mib: b.mem_mib,
+                    network: false,
+                    disk: b.disk,
+                    lifetime: Lifetime::Detached,
+                },
+                &mut |vm| record(vm),
+            )
+            .and_then(|(vm, _)| {
+                ready(vm.handle(), progress)?;
                 Ok(vm.detach()?)
             });
-        let result = match booted {
+        // Starting counts as activity; creating sets it at insert.
+        let touch = (b.disk == DiskMode::Existing).then(crate::now);
+        match booted {
             Ok(vm) => {
-                store.set_state(
-                    &id,
-                    WorkspaceState::Started,
-                    None,
-                    Some(running(vm, choice.accelerator)),
-                    None,
-                )?;
-                Ok(info(&store.resolve(&id)?))
+                let rt = Runtime {
+                    owner: None,
+                    vm: Some(vm),
+                    accelerator: Some(accel),
+                };
+                store.set_state(b.id, WorkspaceState::Started, None, Some(rt.value()), touch)?;
+                Ok(info(&store.resolve(b.id)?))
             }
             Err(e) => {
-                if let Ok(r) = store.resolve(&id) {
+                if let Ok(r) = store.resolve(b.id) {
                     if let Some(vm) = Runtime::of(&r).vm {
                         self.backend().kill(&vm);
                     }
                 }
-                let _ = store.set_state(
-                    &id,
-                    WorkspaceState::Failed,
+                store.set_state(
+                    b.id,
+                    b.state_on_failure,
                     Some(e.to_string()),
                     Some(Runtime::empty()),
-                    None,
-                );
+                    touch,
+                )?;
                 Err(e)
             }
-        };
-        drop(cleanup);
-        result
-    }
-
-    /// Records a guest just spawned (before waiting for its agent), still
-    /// owned by this process.
-    fn record_boot(
-        &self,
-        id: &str,
-        state: WorkspaceState,
-        vm: &VmHandle,
-        accel: Accel,
-    ) -> Result<(), Error> {
-        let rt = Runtime {
-            vm: Some(vm.clone()),
-            accelerator: Some(accel),
-            ..Runtime::owned_by_me()
-        };
-        Ok(self
-            .store()?
-            .set_state(id, state, None, Some(rt.value()), None)?)
+        }
     }
 
     /// Boots a stopped workspace again on the same disk. Already started:
@@ -240,59 +263,23 @@ impl Manager {
                 format!("workspace {id} was left stopped")
             })
         };
-        if choice.accelerator == Accel::Tcg {
-            progress.event(Event::Notice(&choice.reason));
-        }
-        progress.event(Event::Phase {
-            phase: Phase::Boot,
-            id: &id,
-            environment: &r.environment,
-        });
-        let booted = self
-            .boot_guest(
-                Boot {
-                    id: &id,
-                    dir: self.workspace_dir(&id),
-                    env: &env,
-                    accel: choice.accelerator,
-                    vcpus: r.vcpu_count,
-                    mem_mib: r.mem_mib,
-                    network: false,
-                    disk: DiskMode::Existing,
-                    lifetime: Lifetime::Detached,
-                },
-                &mut |vm| self.record_boot(&id, WorkspaceState::Stopped, vm, choice.accelerator),
-            )
-            .and_then(|(vm, _)| Ok(vm.detach()?));
-        let result = match booted {
-            Ok(vm) => {
-                store.set_state(
-                    &id,
-                    WorkspaceState::Started,
-                    None,
-                    Some(running(vm, choice.accelerator)),
-                    Some(crate::now()),
-                )?;
-                Ok(info(&store.resolve(&id)?))
-            }
-            Err(e) => {
-                if let Ok(r) = store.resolve(&id) {
-                    if let Some(vm) = Runtime::of(&r).vm {
-                        self.backend().kill(&vm);
-                    }
-                }
-                store.set_state(
-                    &id,
-                    WorkspaceState::Stopped,
-                    Some(e.to_string()),
-                    Some(Runtime::empty()),
-                    Some(crate::now()),
-                )?;
-                Err(e)
-            }
-        };
+        let booted = self.boot_workspace(
+            WorkspaceBoot {
+                id: &id,
+                environment: &r.environment,
+                env: &env,
+                accel: choice,
+                vcpus: r.vcpu_count,
+                mem_mib: r.mem_mib,
+                disk: DiskMode::Existing,
+                state_while_booting: WorkspaceState::Stopped,
+                state_on_failure: WorkspaceState::Stopped,
+            },
+            progress,
+            &mut |_, _| Ok(()),
+        );
         drop(cleanup);
-        result
+        booted
     }
 
     /// Flushes and powers the guest off; the disk is kept.
@@ -358,13 +345,17 @@ impl Manager {
     }
 }
 
-fn running(vm: VmHandle, accel: Accel) -> serde_json::Value {
-    Runtime {
-        owner: None,
-        vm: Some(vm),
-        accelerator: Some(accel),
-    }
-    .value()
+/// What [`Manager::boot_workspace`] boots.
+struct WorkspaceBoot<'a> {
+    id: &'a str,
+    environment: &'a str,
+    env: &'a pyro_env::InstalledEnv,
+    accel: AccelChoice,
+    vcpus: u32,
+    mem_mib: u32,
+    disk: DiskMode,
+    state_while_booting: WorkspaceState,
+    state_on_failure: WorkspaceState,
 }
 
 /// Kills the VMM and sidecar processes whose command lines name `dir`.

@@ -52,16 +52,17 @@ pub const TTL_RANGE: std::ops::RangeInclusive<u64> = 60..=7 * 24 * 3600;
 const HISTORY_CAP: usize = 1024 * 1024;
 
 /// What the store keeps about a workspace's guest (internal, never shown).
+/// Nothing recorded serializes as `{}`, which the store can find cheaply.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Runtime {
     /// The pyro process creating or starting it.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<ProcRef>,
     /// The guest.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vm: Option<VmHandle>,
     /// Accelerator it was booted with.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accelerator: Option<Accel>,
 }
 

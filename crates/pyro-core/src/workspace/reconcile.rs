@@ -71,6 +71,9 @@ impl Manager {
         if let Some(vm) = Runtime::of(r).vm {
             self.backend().kill(&vm);
         }
+        // A guest spawned but not yet recorded (its creator was killed in
+        // between) is found by its command line.
+        super::lifecycle::kill_guests_of(&self.workspace_dir(&r.workspace_id));
         let store = self.store()?;
         store.set_state(
             &r.workspace_id,
@@ -109,21 +112,15 @@ impl Manager {
     pub(crate) fn reconcile_all(&self) -> Result<Vec<(String, WorkspaceState)>, Error> {
         let store = self.store()?;
         let mut changed = Vec::new();
-        for state in [
-            WorkspaceState::Started,
-            WorkspaceState::Creating,
-            WorkspaceState::Stopped,
-        ] {
-            for id in store.ids_in_state(state)? {
-                let Ok(r) = store.resolve(&id) else { continue };
-                if observe(&r) == Observed::AsRecorded {
-                    continue;
-                }
-                if let Some(_lock) = self.try_lock_workspace(&id) {
-                    let after = self.reread_locked(&id)?;
-                    if after.state != r.state {
-                        changed.push((id, after.state));
-                    }
+        for id in store.ids_with_runtime()? {
+            let Ok(r) = store.resolve(&id) else { continue };
+            if observe(&r) == Observed::AsRecorded {
+                continue;
+            }
+            if let Some(_lock) = self.try_lock_workspace(&id) {
+                let after = self.reread_locked(&id)?;
+                if after.state != r.state {
+                    changed.push((id, after.state));
                 }
             }
         }
