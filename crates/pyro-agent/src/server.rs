@@ -66,7 +66,7 @@ fn serve_one<S: Stream>(stream: S, features: &Features) -> Result<(), ProtoError
                 let message = match e {
                     ProtoError::VersionMismatch { ours, theirs } => format!(
                         "the host speaks protocol {theirs}, this guest agent speaks {ours}; \
-                         pull the environment again with this pyro"
+                         restart the workspace so it boots the host's own agent"
                     ),
                     e => e.to_string(),
                 };

@@ -102,10 +102,11 @@ impl Manager {
         _params: NoParams,
         _progress: &mut dyn Progress,
     ) -> Result<PruneResult, Error> {
-        let deleted = self.env_cache().prune()?;
+        let report = self.env_cache().prune_report()?;
         Ok(PruneResult {
-            count: deleted.len(),
-            deleted_environment_dirs: deleted,
+            count: report.deleted_dirs.len(),
+            deleted_environment_dirs: report.deleted_dirs,
+            deleted_files: report.deleted_files,
         })
     }
 

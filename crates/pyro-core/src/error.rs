@@ -109,11 +109,6 @@ pub enum Hint {
         /// The environment.
         environment: String,
     },
-    /// Rebuild the environment (its artifacts are unusable).
-    RebuildEnvironment {
-        /// The environment.
-        environment: String,
-    },
     /// See which workspaces exist.
     ListWorkspaces,
     /// Start the stopped workspace.
@@ -156,9 +151,6 @@ impl Hint {
             (Hint::PullEnvironment { environment }, Cli) => format!("run `pyro env pull {environment}`"),
             (Hint::PullEnvironment { environment }, Mcp) => format!("the operator should build it on the host with `pyro env pull {environment}`"),
             (Hint::PullEnvironment { environment }, Python) => format!("call `pull_environment(\"{environment}\")`"),
-            (Hint::RebuildEnvironment { environment }, Cli) => format!("run `pyro env pull {environment} --force`"),
-            (Hint::RebuildEnvironment { environment }, Mcp) => format!("the operator should rebuild it with `pyro env pull {environment} --force`"),
-            (Hint::RebuildEnvironment { environment }, Python) => format!("rebuild it with `pyro env pull {environment} --force`"),
             (Hint::ListWorkspaces, Cli) => "`pyro workspace list` shows the workspaces that exist".into(),
             (Hint::ListWorkspaces, Mcp) => "call `workspace_list` to see the workspaces that exist".into(),
             (Hint::ListWorkspaces, Python) => "`list_workspaces()` shows the workspaces that exist".into(),

@@ -107,6 +107,9 @@ pub fn prune(manager: &Manager, json: bool) -> Exit {
         for d in &r.deleted_environment_dirs {
             printer.line(&format!("- {d}"));
         }
+        for f in &r.deleted_files {
+            printer.line(&format!("- {f} (unused file)"));
+        }
         Exit::Success
     })
 }

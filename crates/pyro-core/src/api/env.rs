@@ -323,8 +323,12 @@ pub struct EnvironmentList {
 /// `env prune` result.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct PruneResult {
-    /// Removed directory or file names, sorted.
+    /// Removed entries of the environments directory, sorted.
     pub deleted_environment_dirs: Vec<String>,
-    /// How many.
+    /// How many directories.
     pub count: usize,
+    /// Removed files inside kept installs (`<install dir>/<file>`): guest
+    /// initramfs images of agents not used for a while, and leftovers of
+    /// killed writes.
+    pub deleted_files: Vec<String>,
 }

@@ -205,7 +205,7 @@ macro_rules! operations {
             }
         )*
 
-        /// Every operation, in the order `pyro schema` lists them.
+        /// Every operation (`pyro schema` prints them keyed by name).
         pub const OPERATIONS: &[OperationInfo] = &[
             $( OperationInfo {
                 name: $name,

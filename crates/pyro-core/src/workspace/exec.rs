@@ -40,7 +40,7 @@ impl Manager {
         let out = match self.guest_exec(&vm, &p.command, &p.cwd, p.timeout_seconds, keep, progress)
         {
             Ok(out) => out,
-            Err(e) => return Err(self.explain_lost(&r, &vm, e)),
+            Err(e) => return Err(self.explain_failure(&r, &p.workspace_id, &vm, e)),
         };
         let command = p.command.display();
         let capped = |b: &[u8]| guest::text(&b[..b.len().min(HISTORY_CAP)]).0;
@@ -68,9 +68,22 @@ impl Manager {
         })
     }
 
-    /// A guest lost mid-command: deleted or stopped by someone else is not
-    /// a crash; a real crash leaves the record stopped with the reason.
-    fn explain_lost(&self, r: &WorkspaceRecord, vm: &VmHandle, e: Error) -> Error {
+    /// What a failed guest call means for this workspace. A guest lost
+    /// mid-command: deleted or stopped by someone else is not a crash; a
+    /// real crash leaves the record stopped with the reason. An agent too
+    /// old for the request: restarting boots this pyro's agent.
+    pub(crate) fn explain_failure(
+        &self,
+        r: &WorkspaceRecord,
+        asked_as: &str,
+        vm: &VmHandle,
+        e: Error,
+    ) -> Error {
+        if e.code() == crate::ErrorCode::Unsupported {
+            return e.with_hint(Hint::RestartForNewAgent {
+                workspace: asked_as.to_string(),
+            });
+        }
         if !matches!(e, Error::Vmm(VmmError::GuestLost { .. })) {
             return e;
         }
