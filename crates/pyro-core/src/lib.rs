@@ -41,6 +41,14 @@ pub use pyro_env::{InstalledEnv, PullPhase};
 pub use run::{MEM_RANGE, VCPU_RANGE};
 pub use workspace::TTL_RANGE;
 
+/// Parses repeated `KEY=VALUE` label arguments (the CLI's `--label`); a
+/// key given twice is an error rather than a silent last-wins.
+pub fn parse_label_args(
+    args: &[String],
+) -> Result<std::collections::BTreeMap<String, String>, Error> {
+    Ok(pyro_store::parse_label_args(args)?)
+}
+
 /// Seconds since the Unix epoch, as JSON timestamps carry them.
 pub fn now() -> f64 {
     std::time::SystemTime::now()

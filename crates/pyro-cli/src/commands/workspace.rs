@@ -20,7 +20,7 @@ fn fail(printer: Printer, e: Error) -> Exit {
 
 /// Repeated `--label KEY=VALUE` flags; a key given twice is an error.
 fn parse_labels(args: &[String]) -> Result<BTreeMap<String, String>, Error> {
-    Ok(pyro_store::parse_label_args(args)?)
+    pyro_core::parse_label_args(args)
 }
 
 /// "12 s ago", "3 min ago", "2 h ago", "4 d ago".

@@ -3,7 +3,7 @@
 
 use pyro_store::{StoreError, WorkspaceRecord, WorkspaceState};
 use pyro_vmm::process::ProcRef;
-use pyro_vmm::VmStatus;
+use pyro_vmm::{Backend, VmStatus};
 
 use super::Runtime;
 use crate::api::{GcResult, NoParams};
@@ -23,12 +23,13 @@ pub(crate) enum Observed {
     },
 }
 
-/// Pure: compares a record with the processes it names.
-pub(crate) fn observe(r: &WorkspaceRecord) -> Observed {
+/// Compares a record with the processes it names (reads /proc through the
+/// backend; writes nothing).
+pub(crate) fn observe(backend: &dyn Backend, r: &WorkspaceRecord) -> Observed {
     let rt = Runtime::of(r);
     let owner_alive = rt.owner.as_ref().is_some_and(ProcRef::alive);
     match r.state {
-        WorkspaceState::Started => match rt.vm.as_ref().map(|vm| vm.status()) {
+        WorkspaceState::Started => match rt.vm.as_ref().map(|vm| backend.status(vm)) {
             Some(VmStatus::Running) => Observed::AsRecorded,
             Some(VmStatus::Gone(why)) => Observed::Changed {
                 state: WorkspaceState::Stopped,
@@ -88,7 +89,7 @@ impl Manager {
     /// Re-reads a record under its lock (held by the caller) and settles it.
     pub(crate) fn reread_locked(&self, id: &str) -> Result<WorkspaceRecord, Error> {
         let r = self.store()?.resolve(id)?;
-        match observe(&r) {
+        match observe(self.backend(), &r) {
             Observed::AsRecorded => Ok(r),
             Observed::Changed { state, reason } => self.settle(&r, state, reason),
         }
@@ -98,7 +99,7 @@ impl Manager {
     /// is in flight on it (one that is will settle it itself). Never waits.
     pub(crate) fn load(&self, id_or_name: &str) -> Result<WorkspaceRecord, Error> {
         let r = self.store()?.resolve(id_or_name)?;
-        if observe(&r) == Observed::AsRecorded {
+        if observe(self.backend(), &r) == Observed::AsRecorded {
             return Ok(r);
         }
         match self.try_lock_workspace(&r.workspace_id) {
@@ -114,7 +115,7 @@ impl Manager {
         let mut changed = Vec::new();
         for id in store.ids_with_runtime()? {
             let Ok(r) = store.resolve(&id) else { continue };
-            if observe(&r) == Observed::AsRecorded {
+            if observe(self.backend(), &r) == Observed::AsRecorded {
                 continue;
             }
             if let Some(_lock) = self.try_lock_workspace(&id) {
