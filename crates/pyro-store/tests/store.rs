@@ -304,7 +304,9 @@ fn helpers_for_gc_find_states_and_idle_workspaces() {
         None,
     )
     .unwrap();
-    assert_eq!(s.ids_with_runtime().unwrap(), [B, C]);
+    let mut ids = s.ids_with_runtime().unwrap();
+    ids.sort();
+    assert_eq!(ids, [B, C]);
     s.set_state(
         A,
         WorkspaceState::Stopped,
