@@ -78,7 +78,6 @@ impl Manager {
         let dir = runtime_dirs::create(&self.config().state_dir, &vm_id)?;
         let _cleanup =
             interrupt::on_interrupt(|| "the guest was stopped and its files removed".into());
-        let boot_started = Instant::now();
         let mut create_ms = 0;
         let booted = self.boot_guest(
             Boot {
@@ -110,7 +109,6 @@ impl Manager {
                 return Err(e);
             }
         };
-        let _ = boot_started;
 
         progress.event(Event::Phase {
             phase: Phase::Execute,

@@ -117,6 +117,13 @@ pub(crate) fn require_started(
 ) -> Result<VmHandle, Error> {
     match (r.state, Runtime::of(r).vm) {
         (WorkspaceState::Started, Some(vm)) => Ok(vm),
+        (WorkspaceState::Creating, _) => Err(Error::InvalidState {
+            message: format!(
+                "workspace {} is still being created; {op} needs it started",
+                r.workspace_id
+            ),
+            hint: None,
+        }),
         (WorkspaceState::Failed, _) => Err(Error::InvalidState {
             message: format!(
                 "workspace {} failed to be created; {op} needs a started workspace",
