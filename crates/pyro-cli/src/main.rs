@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use pyro_core::{ErrorBody, ErrorCode, ErrorEnvelope};
 
-use crate::args::{Cli, Command, EnvCommand, WorkspaceCommand};
+use crate::args::{Cli, Command, EnvCommand, McpCommand, WorkspaceCommand};
 use crate::exit::Exit;
 use crate::printer::Printer;
 
@@ -118,6 +118,7 @@ fn dispatch(cli: Cli) -> Exit {
         Command::Env(EnvCommand::Inspect(a)) => commands::env::inspect(&manager, &a),
         Command::Env(EnvCommand::Pull(a)) => commands::env::pull(&manager, &a),
         Command::Env(EnvCommand::Prune(o)) => commands::env::prune(&manager, o.json),
+        Command::Mcp(McpCommand::Serve(a)) => commands::mcp::serve(manager, a),
         Command::Run(a) => commands::run::run(&manager, &a),
         Command::Workspace(w) => match w {
             WorkspaceCommand::Create(a) => commands::workspace::create(&manager, &a),

@@ -33,6 +33,13 @@ pub fn install() {
             let mut sig = 0;
             // SAFETY: valid pointers.
             unsafe { libc::sigwait(&s, &mut sig) };
+            // From here on only this thread prints: the interrupted
+            // operation may still fail (its guest is being killed) and
+            // must not add its own report. The locks are reentrant, so the
+            // printer below can take them again; the process exits holding
+            // them.
+            let _stdout = std::io::stdout().lock();
+            let _stderr = std::io::stderr().lock();
             let message = pyro_core::interrupt::handle();
             if JSON.load(std::sync::atomic::Ordering::Relaxed) {
                 crate::printer::Printer { json: true }.json(&ErrorEnvelope::new(ErrorBody {

@@ -83,18 +83,34 @@ pub struct ProcRef {
 
 /// Start time of a process, if it exists.
 pub fn start_time(pid: u32) -> Option<u64> {
+    match state_and_start(pid)? {
+        ('Z' | 'X', _) => None,
+        (_, start) => Some(start),
+    }
+}
+
+/// State letter and start time of a process (fields 3 and 22 of stat).
+fn state_and_start(pid: u32) -> Option<(char, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may contain spaces; fields resume after the last ')'.
     let rest = stat.rsplit_once(')')?.1;
     let mut fields = rest.split_whitespace();
-    let state = fields.next()?;
-    if state == "Z" || state == "X" {
-        return None;
-    }
-    fields.nth(18)?.parse().ok()
+    let state = fields.next()?.chars().next()?;
+    Some((state, fields.nth(18)?.parse().ok()?))
 }
 
 impl ProcRef {
+    /// A long-lived caller (an MCP server) is the parent of the guests it
+    /// started: reap this process if it exited and is our zombie, so none
+    /// accumulate. Only this very process (same start time), never a pid
+    /// reused by another child whose status someone else waits for.
+    pub fn reap_zombie(&self) {
+        if state_and_start(self.pid) == Some(('Z', self.start_time)) {
+            // SAFETY: plain syscall; WNOHANG never blocks.
+            unsafe { libc::waitpid(self.pid as i32, std::ptr::null_mut(), libc::WNOHANG) };
+        }
+    }
+
     /// Refers to a running process.
     pub fn of(pid: u32) -> Option<ProcRef> {
         start_time(pid).map(|start_time| ProcRef { pid, start_time })
@@ -108,6 +124,7 @@ impl ProcRef {
     /// SIGKILLs it if it is still the same process; waits until it is gone
     /// (bounded).
     pub fn kill(&self) {
+        self.reap_zombie();
         if !self.alive() {
             return;
         }

@@ -4,6 +4,7 @@
 pub mod demo;
 pub mod doctor;
 pub mod env;
+pub mod mcp;
 pub mod run;
 pub mod schema;
 pub mod workspace;

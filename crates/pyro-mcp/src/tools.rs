@@ -1,0 +1,420 @@
+//! The tool table: which core operation each MCP tool runs, which profiles
+//! list it, and how it is described to a model.
+//!
+//! Schemas are not written here: a tool's input schema is its operation's
+//! params schema and its output schema the operation's result schema
+//! (`pyro_core::api::OPERATIONS`), so no field is defined twice. Adding a
+//! tool once its operation exists is one [`TOOLS`] entry.
+
+use std::sync::Arc;
+
+use pyro_core::api::{OperationInfo, OPERATIONS};
+use rmcp::model::{JsonObject, Tool, ToolAnnotations};
+use serde_json::Value;
+
+use crate::Profile;
+
+/// Listed by every profile.
+const ALL: &[Profile] = &[
+    Profile::VmRun,
+    Profile::WorkspaceCore,
+    Profile::WorkspaceFull,
+];
+/// Listed by workspace-core and workspace-full.
+const CORE: &[Profile] = &[Profile::WorkspaceCore, Profile::WorkspaceFull];
+/// Listed by workspace-full only.
+const FULL: &[Profile] = &[Profile::WorkspaceFull];
+
+/// How a tool treats the world, for clients that show or gate it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    /// Only reads pyro's records.
+    ReadOnly,
+    /// Changes things, nothing is lost.
+    Additive,
+    /// Can destroy data (delete, stop a running guest).
+    Destructive,
+}
+
+/// One MCP tool.
+#[derive(Debug, Clone, Copy)]
+pub struct ToolSpec {
+    /// The tool's name (CONTRACT.md §3).
+    pub name: &'static str,
+    /// The core operation it runs (`pyro_core::api::OPERATIONS`).
+    pub operation: &'static str,
+    /// The profiles that list it.
+    pub profiles: &'static [Profile],
+    /// How it treats the world.
+    pub effect: Effect,
+    /// Params naming host paths the tool reads; each is confined to the
+    /// operator's allowed directories (see [`crate::paths`]).
+    pub host_paths: &'static [&'static str],
+    /// One paragraph for a model: when to use it, what it returns, which id
+    /// forms it accepts.
+    pub description: &'static str,
+}
+
+impl ToolSpec {
+    /// Whether `profile` lists this tool.
+    pub fn in_profile(&self, profile: Profile) -> bool {
+        self.profiles.contains(&profile)
+    }
+
+    /// The core operation's name and schemas.
+    pub fn operation_info(&self) -> &'static OperationInfo {
+        OPERATIONS
+            .iter()
+            .find(|op| op.name == self.operation)
+            .unwrap_or_else(|| {
+                panic!(
+                    "tool {} names unknown operation {}",
+                    self.name, self.operation
+                )
+            })
+    }
+
+    /// The MCP tool definition: description, and the operation's params
+    /// and result schemas as input and output schemas (with their `$ref`s
+    /// inlined, see [`inline_refs`]).
+    pub fn to_tool(&self) -> Tool {
+        let op = self.operation_info();
+        let annotations = ToolAnnotations::new()
+            .read_only(self.effect == Effect::ReadOnly)
+            .destructive(self.effect == Effect::Destructive)
+            .open_world(false);
+        Tool::new(
+            self.name,
+            self.description,
+            schema_object(serde_json::to_value((op.params)())),
+        )
+        .with_raw_output_schema(schema_object(serde_json::to_value((op.result)())))
+        .with_annotations(annotations)
+    }
+}
+
+fn schema_object(schema: Result<Value, serde_json::Error>) -> Arc<JsonObject> {
+    match schema.map(inline_refs) {
+        Ok(Value::Object(map)) => Arc::new(map),
+        // The core's own test guarantees every schema is an object.
+        other => panic!("operation schema is not an object: {other:?}"),
+    }
+}
+
+/// The same schema with every `{"$ref": "#/$defs/X"}` replaced by the
+/// definition itself (sibling keywords such as `description` kept) and
+/// `$defs` dropped: many MCP clients hand tool schemas to models that do
+/// not resolve references. A recursive definition keeps its `$ref` (and
+/// `$defs` stays).
+pub fn inline_refs(schema: Value) -> Value {
+    let Value::Object(mut root) = schema else {
+        return schema;
+    };
+    let defs = match root.remove("$defs") {
+        Some(Value::Object(defs)) => defs,
+        Some(other) => {
+            root.insert("$defs".into(), other);
+            return Value::Object(root);
+        }
+        None => return Value::Object(root),
+    };
+    let mut unresolved = false;
+    let mut inlined = Value::Object(root);
+    inline(&mut inlined, &defs, &mut Vec::new(), &mut unresolved);
+    if unresolved {
+        if let Value::Object(root) = &mut inlined {
+            root.insert("$defs".into(), Value::Object(defs));
+        }
+    }
+    inlined
+}
+
+fn inline(value: &mut Value, defs: &JsonObject, stack: &mut Vec<String>, unresolved: &mut bool) {
+    match value {
+        Value::Object(map) => {
+            // The site's own keywords first; a merged definition is already
+            // inlined (under the right cycle stack) and is not walked again.
+            for v in map.values_mut() {
+                inline(v, defs, stack, unresolved);
+            }
+            let target = map
+                .get("$ref")
+                .and_then(Value::as_str)
+                .and_then(|r| r.strip_prefix("#/$defs/"))
+                .map(str::to_string);
+            let Some(name) = target else {
+                return;
+            };
+            match defs.get(&name) {
+                Some(def) if !stack.contains(&name) => {
+                    let mut def = def.clone();
+                    stack.push(name);
+                    inline(&mut def, defs, stack, unresolved);
+                    stack.pop();
+                    map.remove("$ref");
+                    if let Value::Object(def) = def {
+                        for (k, v) in def {
+                            // The referring site's own keywords win.
+                            map.entry(k).or_insert(v);
+                        }
+                    }
+                }
+                _ => *unresolved = true,
+            }
+        }
+        Value::Array(items) => {
+            for v in items {
+                inline(v, defs, stack, unresolved);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Every tool pyro serves today. The rest of CONTRACT.md §3 (files, diff,
+/// snapshots, shells, services, the other `vm_*` tools) is added here as
+/// its operation lands in `pyro_core::api`.
+pub const TOOLS: &[ToolSpec] = &[
+    ToolSpec {
+        name: "vm_run",
+        operation: "vm_run",
+        profiles: ALL,
+        effect: Effect::Additive,
+        host_paths: &[],
+        description: "Run one command in a fresh, isolated Linux microVM that is deleted afterwards, and get its stdout, stderr and exit code. Use it for a one-off command that needs no state between calls (for several related commands, create a workspace instead). `command` is a string run with `sh -lc` (pipes, `&&` and globs work) or a list of program and arguments run without a shell; `environment` is a catalog name such as `debian:12`. The guest has no network unless `network` is true. Returns the command's output and exit code (124 when `timeout_seconds` ran out), the VM id, timings and the clean-up.",
+    },
+    ToolSpec {
+        name: "workspace_create",
+        operation: "workspace_create",
+        profiles: CORE,
+        effect: Effect::Additive,
+        host_paths: &["seed_path"],
+        description: "Create and boot a persistent workspace: an isolated Linux microVM whose /workspace directory and history survive between calls, for work that spans several commands. Give it a unique `name` and `labels` (key to value) so you can find it again later with `workspace_list`, and optionally a host `seed_path` (a directory or .tar/.tar.gz archive the server operator allows) to copy into /workspace. It stops itself after `ttl_seconds` without activity (it is never deleted automatically). Returns the workspace record: `workspace_id`, name, labels, state, timestamps and seed details. The workspace stays until you call `workspace_delete`.",
+    },
+    ToolSpec {
+        name: "workspace_list",
+        operation: "workspace_list",
+        profiles: CORE,
+        effect: Effect::ReadOnly,
+        host_paths: &[],
+        description: "List workspaces, most recently active first, to find one you (or an earlier session) created. Filter with `labels` (each `KEY=VALUE` or just `KEY`; all must match), `name`, `state` (creating, started, stopped, failed) and `limit`. Fast, touches no guest and changes nothing. Returns `count` and one summary per workspace: id, name, labels, environment, state, created/last-activity times and command count; use the id or the name with the other workspace tools.",
+    },
+    ToolSpec {
+        name: "workspace_status",
+        operation: "workspace_status",
+        profiles: CORE,
+        effect: Effect::ReadOnly,
+        host_paths: &[],
+        description: "Show one workspace's full record: state, name, labels, resources, timestamps, TTL expiry, command count, the last command and its exit code, the last error and what /workspace was seeded from. `workspace_id` accepts the workspace's id or its unique name. Reading it does not count as activity and does not extend the TTL.",
+    },
+    ToolSpec {
+        name: "workspace_update",
+        operation: "workspace_update",
+        profiles: CORE,
+        effect: Effect::Additive,
+        host_paths: &[],
+        description: "Rename a workspace or change its labels, whether it is started or stopped: set `name` or `clear_name`, set `labels` (key to value, merged into the existing ones) and remove keys with `clear_labels`. `workspace_id` accepts the workspace's id or its current name. A call that changes nothing, or sets and clears the same key, is an error. Returns the updated workspace record.",
+    },
+    ToolSpec {
+        name: "workspace_exec",
+        operation: "workspace_exec",
+        profiles: CORE,
+        effect: Effect::Additive,
+        host_paths: &[],
+        description: "Run a command inside a started workspace and wait for it; files and installed packages persist for later commands. `command` is a string run with `sh -lc` (pipes, `&&` and globs work) or a list of program and arguments run without a shell; it runs in `cwd` (default /workspace) and is killed after `timeout_seconds` (exit code 124). `workspace_id` accepts the workspace's id or its unique name. Returns stdout, stderr, exit code, duration and the command's sequence number in the workspace history (see `workspace_logs`). Other tool calls keep being served while it runs.",
+    },
+    ToolSpec {
+        name: "workspace_logs",
+        operation: "workspace_logs",
+        profiles: CORE,
+        effect: Effect::ReadOnly,
+        host_paths: &[],
+        description: "The command history of a workspace, oldest first: each command with its working directory, exit code, duration, time and captured stdout/stderr (up to 1 MiB each). Use it to review what was run earlier, also in a previous session. `workspace_id` accepts the workspace's id or its unique name. Does not count as activity.",
+    },
+    ToolSpec {
+        name: "workspace_delete",
+        operation: "workspace_delete",
+        profiles: CORE,
+        effect: Effect::Destructive,
+        host_paths: &[],
+        description: "Delete a workspace for good: its guest is powered off and its disk, /workspace contents and history are removed. Use it when the work is finished; to pause instead, let the TTL stop it (or use `workspace_stop` where available). `workspace_id` accepts the workspace's id or its unique name. Returns the deleted id.",
+    },
+    ToolSpec {
+        name: "workspace_stop",
+        operation: "workspace_stop",
+        profiles: FULL,
+        effect: Effect::Destructive,
+        host_paths: &[],
+        description: "Flush and power off a workspace's guest; its disk, /workspace contents, name, labels and history are kept and `workspace_start` boots it again. Running processes in the guest end. `workspace_id` accepts the workspace's id or its unique name. Returns the workspace record, now stopped.",
+    },
+    ToolSpec {
+        name: "workspace_start",
+        operation: "workspace_start",
+        profiles: FULL,
+        effect: Effect::Additive,
+        host_paths: &[],
+        description: "Boot a stopped workspace again on the same disk, so `workspace_exec` works on it again (a workspace stops after its TTL without activity, or with `workspace_stop`). `workspace_id` accepts the workspace's id or its unique name. Returns the workspace record, now started.",
+    },
+    ToolSpec {
+        name: "vm_list_environments",
+        operation: "env_list",
+        profiles: FULL,
+        effect: Effect::ReadOnly,
+        host_paths: &[],
+        description: "List the guest environments (Linux images such as `debian:12`) that `vm_run` and `workspace_create` accept, with their descriptions, default packages and whether each is installed on this host (an environment that is not installed must be built by the operator first). Returns `catalog_version` and `environments`.",
+    },
+];
+
+/// The tool named `name`, if `profile` lists it.
+pub fn find(profile: Profile, name: &str) -> Option<&'static ToolSpec> {
+    TOOLS
+        .iter()
+        .find(|t| t.name == name && t.in_profile(profile))
+}
+
+/// The tools `profile` lists, in table order.
+pub fn for_profile(profile: Profile) -> impl Iterator<Item = &'static ToolSpec> {
+    TOOLS.iter().filter(move |t| t.in_profile(profile))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(profile: Profile) -> Vec<&'static str> {
+        for_profile(profile).map(|t| t.name).collect()
+    }
+
+    #[test]
+    fn profiles_list_exactly_the_served_tools() {
+        assert_eq!(names(Profile::VmRun), ["vm_run"]);
+        assert_eq!(
+            names(Profile::WorkspaceCore),
+            [
+                "vm_run",
+                "workspace_create",
+                "workspace_list",
+                "workspace_status",
+                "workspace_update",
+                "workspace_exec",
+                "workspace_logs",
+                "workspace_delete",
+            ]
+        );
+        let full = names(Profile::WorkspaceFull);
+        let mut expected = names(Profile::WorkspaceCore);
+        expected.extend(["workspace_stop", "workspace_start", "vm_list_environments"]);
+        assert_eq!(full, expected);
+    }
+
+    #[test]
+    fn every_tool_runs_an_existing_operation_with_object_schemas() {
+        let mut seen = std::collections::BTreeSet::new();
+        for spec in TOOLS {
+            assert!(seen.insert(spec.name), "duplicate tool {}", spec.name);
+            assert!(!spec.profiles.is_empty(), "{} is in no profile", spec.name);
+            let tool = spec.to_tool();
+            assert_eq!(tool.input_schema["type"], "object", "{}", spec.name);
+            let out = tool.output_schema.as_ref().expect("output schema");
+            assert_eq!(out["type"], "object", "{}", spec.name);
+        }
+    }
+
+    #[test]
+    fn descriptions_are_one_paragraph_and_mention_name_lookup() {
+        for spec in TOOLS {
+            assert!(spec.description.len() > 80, "{}", spec.name);
+            assert!(!spec.description.contains('\n'), "{}", spec.name);
+            let op = spec.operation_info();
+            let params = serde_json::to_value((op.params)()).unwrap();
+            if params["properties"].get("workspace_id").is_some() {
+                assert!(
+                    spec.description
+                        .contains("`workspace_id` accepts the workspace's id or its unique name")
+                        || spec.description.contains(
+                            "`workspace_id` accepts the workspace's id or its current name"
+                        ),
+                    "{} must say workspace_id accepts the name",
+                    spec.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn confined_host_paths_are_params_of_the_operation() {
+        for spec in TOOLS {
+            let op = spec.operation_info();
+            let params = serde_json::to_value((op.params)()).unwrap();
+            for p in spec.host_paths {
+                assert!(
+                    params["properties"].get(*p).is_some(),
+                    "{}: {p} is not a param",
+                    spec.name
+                );
+            }
+        }
+        let create = find(Profile::WorkspaceCore, "workspace_create").unwrap();
+        assert_eq!(create.host_paths, ["seed_path"]);
+    }
+
+    #[test]
+    fn schemas_are_self_contained() {
+        for spec in TOOLS {
+            let tool = spec.to_tool();
+            for schema in [&*tool.input_schema, &**tool.output_schema.as_ref().unwrap()] {
+                let text = serde_json::to_string(schema).unwrap();
+                assert!(
+                    !text.contains("$ref") && !text.contains("$defs"),
+                    "{}: {text}",
+                    spec.name
+                );
+            }
+        }
+        let exec = find(Profile::WorkspaceCore, "workspace_exec")
+            .unwrap()
+            .to_tool();
+        let command = &exec.input_schema["properties"]["command"];
+        assert!(command["anyOf"].is_array(), "{command}");
+        assert!(command["description"].as_str().unwrap().contains("sh -lc"));
+    }
+
+    #[test]
+    fn references_are_inlined_with_the_sites_own_keywords_and_cycles_kept() {
+        let schema = serde_json::json!({
+            "type": "object",
+            "properties": {
+                "a": {"$ref": "#/$defs/A", "description": "site"},
+                "n": {"anyOf": [{"$ref": "#/$defs/A"}, {"type": "null"}]},
+                "t": {"$ref": "#/$defs/Tree"}
+            },
+            "$defs": {
+                "A": {"type": "string", "description": "def"},
+                "Tree": {"type": "object", "properties": {"kids": {"type": "array", "items": {"$ref": "#/$defs/Tree"}}}}
+            }
+        });
+        let out = inline_refs(schema);
+        assert_eq!(
+            out["properties"]["a"],
+            serde_json::json!({"type": "string", "description": "site"})
+        );
+        assert_eq!(out["properties"]["n"]["anyOf"][0]["type"], "string");
+        assert_eq!(out["properties"]["t"]["type"], "object");
+        assert_eq!(
+            out["properties"]["t"]["properties"]["kids"]["items"]["$ref"],
+            "#/$defs/Tree"
+        );
+        assert!(
+            out["$defs"]["Tree"].is_object(),
+            "a cycle keeps its definitions"
+        );
+    }
+
+    #[test]
+    fn unknown_or_unlisted_tools_are_not_found() {
+        assert!(find(Profile::WorkspaceFull, "nope").is_none());
+        assert!(find(Profile::VmRun, "workspace_list").is_none());
+        assert!(find(Profile::WorkspaceCore, "workspace_stop").is_none());
+        assert!(find(Profile::WorkspaceFull, "workspace_stop").is_some());
+    }
+}

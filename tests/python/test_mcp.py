@@ -1,0 +1,432 @@
+"""`pyro mcp serve` driven by the official MCP Python client (the `mcp`
+package), against real guests.
+
+Needs `target/debug/pyro` and the static agent (`make test-python` builds
+both). Environments come from the shared test cache
+(`target/pyro-test-cache`, built by the Rust tests; `env pull` is instant
+when it is installed). Each server gets a private PYRO_STATE_DIR under
+target/pyro-test-state. Guests booted: one workspace made through MCP, one
+made through the CLI (so each surface sees the other's), and one `vm_run`
+(run while a long `workspace_exec` and a `workspace_list` are in flight).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+import anyio
+import jsonschema
+import pytest
+from mcp import ClientSession
+from mcp.client.stdio import StdioServerParameters, stdio_client
+from mcp.shared.exceptions import MCPError
+
+ROOT = Path(__file__).resolve().parents[2]
+PYRO = ROOT / "target" / "debug" / "pyro"
+CACHE_DIR = Path(os.environ.get("PYRO_TEST_CACHE_DIR", ROOT / "target" / "pyro-test-cache"))
+STATE_ROOT = ROOT / "target" / "pyro-test-state"
+ENV = "debian:12"
+
+VM_RUN = {"vm_run"}
+CORE = VM_RUN | {
+    "workspace_create",
+    "workspace_list",
+    "workspace_status",
+    "workspace_update",
+    "workspace_exec",
+    "workspace_logs",
+    "workspace_delete",
+}
+FULL = CORE | {"workspace_start", "workspace_stop", "vm_list_environments"}
+PROFILES = {"vm-run": VM_RUN, "workspace-core": CORE, "workspace-full": FULL}
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def environment_installed() -> None:
+    assert PYRO.is_file(), f"{PYRO} is missing: run `make test-python` (it builds it)"
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    run = subprocess.run(
+        [str(PYRO), "env", "pull", ENV],
+        env={**os.environ, "PYRO_CACHE_DIR": str(CACHE_DIR)},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, f"env pull failed:\n{run.stdout}\n{run.stderr}"
+
+
+class Pyro:
+    """One private state dir, and the CLI and MCP server that use it."""
+
+    def __init__(self, workdir: Path) -> None:
+        STATE_ROOT.mkdir(parents=True, exist_ok=True)
+        # Short: guest sockets live under it (unix socket path limit).
+        self.state = Path(tempfile.mkdtemp(prefix="m", dir=STATE_ROOT))
+        self.workdir = workdir
+
+    def env(self) -> dict[str, str]:
+        return {"PYRO_STATE_DIR": str(self.state), "PYRO_CACHE_DIR": str(CACHE_DIR)}
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if k != "PYRO_ACCEL"}
+        run = subprocess.run(
+            [str(PYRO), *args],
+            env={**env, **self.env()},
+            cwd=self.workdir,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+        )
+        if check:
+            assert run.returncode == 0, f"pyro {' '.join(args)}: {run.returncode}\n{run.stdout}\n{run.stderr}"
+        return run
+
+    def cli_json(self, *args: str) -> Any:
+        return json.loads(self.cli(*args, "--json").stdout)
+
+    @asynccontextmanager
+    async def session(self, *extra: str) -> AsyncIterator[ClientSession]:
+        params = StdioServerParameters(
+            command=str(PYRO),
+            args=["mcp", "serve", *extra],
+            env=self.env(),
+            cwd=str(self.workdir),
+        )
+        async with stdio_client(params) as (read, write):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                yield session
+
+    def cleanup(self) -> None:
+        listing = self.cli("workspace", "list", "--json", check=False)
+        if listing.returncode == 0:
+            for w in json.loads(listing.stdout)["workspaces"]:
+                self.cli("workspace", "delete", w["workspace_id"], check=False)
+        shutil.rmtree(self.state, ignore_errors=True)
+
+
+@pytest.fixture
+def pyro(tmp_path: Path) -> Any:
+    workdir = tmp_path / "allowed"
+    workdir.mkdir()
+    p = Pyro(workdir)
+    yield p
+    p.cleanup()
+
+
+def text_of(result: Any) -> str:
+    assert len(result.content) == 1, result.content
+    return result.content[0].text
+
+
+async def tool_schemas(session: ClientSession) -> dict[str, Any]:
+    return {t.name: t for t in (await session.list_tools()).tools}
+
+
+# --- no guests -----------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_each_profile_lists_exactly_its_tools(pyro: Pyro) -> None:
+    for profile, expected in PROFILES.items():
+        async with pyro.session("--profile", profile) as s:
+            tools = await tool_schemas(s)
+        assert set(tools) == expected, profile
+        assert len(tools) == len(expected)
+        for name, tool in tools.items():
+            assert tool.description and len(tool.description) > 80, name
+            assert tool.input_schema["type"] == "object", name
+            assert tool.output_schema and tool.output_schema["type"] == "object", name
+            jsonschema.Draft202012Validator.check_schema(tool.input_schema)
+            jsonschema.Draft202012Validator.check_schema(tool.output_schema)
+    # The default is workspace-full.
+    async with pyro.session() as s:
+        init = s.initialize_result
+        assert init is not None and init.server_info.name == "pyro_mcp"
+        assert set(await tool_schemas(s)) == FULL
+
+
+def test_bad_serve_options_are_usage_errors(pyro: Pyro) -> None:
+    run = pyro.cli("mcp", "serve", "--profile", "bogus", check=False)
+    assert run.returncode == 2, run
+    assert run.stdout == ""
+    assert (
+        "unknown MCP profile 'bogus'; expected one of: vm-run, workspace-core, workspace-full"
+        in run.stderr
+    )
+    run = pyro.cli("mcp", "serve", "--allow-host-path", "no-such-dir", check=False)
+    assert run.returncode == 2, run
+    assert run.stdout == ""
+    assert "--allow-host-path" in run.stderr and "no-such-dir" in run.stderr, run.stderr
+
+
+def test_help_names_the_default_profile(pyro: Pyro) -> None:
+    run = pyro.cli("mcp", "serve", "--help")
+    assert "workspace-full" in run.stdout and "default" in run.stdout
+    assert "--allow-host-path" in run.stdout
+
+
+def test_stdout_carries_only_mcp_messages_and_stdin_eof_ends_the_server(pyro: Pyro) -> None:
+    messages = [
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+         "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                    "clientInfo": {"name": "raw", "version": "0"}}},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
+        {"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+         "params": {"name": "workspace_status", "arguments": {"workspace_id": "ghost"}}},
+    ]
+    started = time.monotonic()
+    run = subprocess.run(
+        [str(PYRO), "mcp", "serve"],
+        input="".join(json.dumps(m) + "\n" for m in messages),
+        env={**os.environ, **pyro.env()},
+        cwd=pyro.workdir,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert run.returncode == 0, run.stderr
+    assert time.monotonic() - started < 10
+    replies = [json.loads(line) for line in run.stdout.splitlines()]
+    assert all(r["jsonrpc"] == "2.0" for r in replies), run.stdout
+    assert sorted(r["id"] for r in replies) == [1, 2, 3]
+    status = next(r for r in replies if r["id"] == 3)
+    assert status["result"]["isError"] is True
+
+
+def documented_commands() -> list[tuple[str, list[str]]]:
+    """Every server command line in docs/integrations.md, by client."""
+    import re
+    import shlex
+    import tomllib
+
+    doc = (ROOT / "docs" / "integrations.md").read_text()
+    blocks = re.findall(r"```(\w+)\n(.*?)```", doc, re.S)
+    found: list[tuple[str, list[str]]] = []
+    for lang, body in blocks:
+        if lang == "sh":
+            for line in body.splitlines():
+                if line.startswith("claude mcp add"):
+                    found.append(("claude", shlex.split(line.split(" -- ", 1)[1])))
+        elif lang == "toml":
+            server = tomllib.loads(body)["mcp_servers"]["pyro"]
+            found.append(("codex", [server["command"], *server["args"]]))
+        elif lang == "json":
+            config = json.loads(body)
+            if "mcp" in config:
+                found.append(("opencode", config["mcp"]["pyro"]["command"]))
+            if "mcpServers" in config:
+                server = config["mcpServers"]["pyro"]
+                found.append(("generic", [server["command"], *server["args"]]))
+    return found
+
+
+@pytest.mark.anyio
+async def test_documented_client_configs_start_the_server(pyro: Pyro, tmp_path: Path) -> None:
+    commands = documented_commands()
+    assert {client for client, _ in commands} == {"claude", "codex", "opencode", "generic"}
+    src = tmp_path / "src"
+    src.mkdir()
+    for client, argv in commands:
+        assert argv[:3] == ["pyro", "mcp", "serve"], (client, argv)
+        # Placeholders: the user's source dir and shell expansions.
+        args = [str(src) if a in ("/home/me/src", "~/src", "$PWD") else a for a in argv[3:]]
+        async with pyro.session(*args) as s:
+            names = set(await tool_schemas(s))
+        profile = args[args.index("--profile") + 1] if "--profile" in args else "workspace-full"
+        assert names == PROFILES[profile], (client, argv)
+
+
+@pytest.mark.anyio
+async def test_errors_are_tool_errors_with_message_and_hint(pyro: Pyro, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("no\n")
+    (pyro.workdir / "escape").symlink_to(outside)
+
+    async with pyro.session("--profile", "workspace-core") as s:
+        r = await s.call_tool("workspace_status", {"workspace_id": "no-such-workspace"})
+        assert r.is_error
+        text = text_of(r)
+        assert text.startswith(
+            "Error executing tool workspace_status: workspace 'no-such-workspace' does not exist"
+        ), text
+        hint = text.split("\n")[1]
+        assert "workspace_list" in hint and "pyro " not in hint, text
+        assert r.structured_content["code"] == "not_found"
+        assert r.structured_content["hint"] == hint
+
+        r = await s.call_tool(
+            "workspace_create", {"environment": ENV, "labels": {"bad key!": "v"}}
+        )
+        assert r.is_error
+        assert r.structured_content["code"] == "invalid_argument"
+        assert "bad key!" in text_of(r), text_of(r)
+
+        r = await s.call_tool("workspace_create", {"environment": ENV, "seed_path": str(outside)})
+        assert r.is_error
+        assert r.structured_content["code"] == "invalid_argument"
+        text = text_of(r)
+        assert "outside the host directories" in text, text
+        assert str(pyro.workdir.resolve()) in text, text
+        assert "--allow-host-path" in text, text
+
+        # A symlink inside the allowed dir that points out is refused too.
+        r = await s.call_tool("workspace_create", {"environment": ENV, "seed_path": "escape"})
+        assert r.is_error
+        text = text_of(r)
+        assert "resolves to" in text and str(outside.resolve()) in text, text
+
+        r = await s.call_tool("workspace_create", {"environment": ENV, "seed_path": "escape/../.."})
+        assert r.is_error
+
+        # Wrong params are tool errors naming the field.
+        r = await s.call_tool("workspace_list", {"bogus": 1})
+        assert r.is_error and "bogus" in text_of(r)
+
+        # An unknown tool, or one the profile does not serve, is a protocol error.
+        for name in ["no_such_tool", "workspace_stop"]:
+            with pytest.raises(MCPError) as caught:
+                await s.call_tool(name, {})
+            assert f"unknown tool '{name}'" in str(caught.value)
+
+        # Nothing was created by any of this.
+        listing = await s.call_tool("workspace_list", {})
+        assert listing.structured_content == {"count": 0, "workspaces": []}
+
+
+@pytest.mark.anyio
+async def test_allow_host_path_widens_what_seed_path_may_read(pyro: Pyro, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    async with pyro.session("--allow-host-path", str(other)) as s:
+        # The working directory is no longer allowed on its own...
+        r = await s.call_tool("workspace_create", {"environment": ENV, "seed_path": "."})
+        assert r.is_error and str(other.resolve()) in text_of(r), text_of(r)
+        # ...and an environment that does not exist fails after the path check.
+        r = await s.call_tool("workspace_create", {"environment": "nope:1", "seed_path": str(other)})
+        assert r.is_error and r.structured_content["code"] == "unknown_environment", text_of(r)
+
+
+# --- real guests ---------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_discovery_flow_concurrency_and_output_schemas(pyro: Pyro) -> None:
+    seed = pyro.workdir / "src"
+    seed.mkdir()
+    (seed / "hello.txt").write_text("hello from the host\n")
+    validated: set[str] = set()
+
+    async with pyro.session() as s:
+        schemas = await tool_schemas(s)
+
+        async def call(name: str, args: dict[str, Any], **kw: Any) -> dict[str, Any]:
+            r = await s.call_tool(name, args, **kw)
+            assert not r.is_error, text_of(r)
+            jsonschema.validate(r.structured_content, schemas[name].output_schema)
+            assert json.loads(text_of(r)) == r.structured_content
+            validated.add(name)
+            return r.structured_content
+
+        progress: list[str] = []
+
+        async def on_progress(value: float, total: float | None, message: str | None) -> None:
+            progress.append(message or "")
+
+        created = await call(
+            "workspace_create",
+            {"environment": ENV, "name": "mcp-alpha", "labels": {"team": "x"}, "seed_path": "src"},
+            progress_callback=on_progress,
+        )
+        alpha = created["workspace_id"]
+        assert created["name"] == "mcp-alpha" and created["labels"] == {"team": "x"}
+        assert created["state"] == "started"
+        assert created["workspace_seed"]["mode"] == "directory"
+        assert created["workspace_seed"]["seed_path"] == str(seed.resolve())
+        assert any(m.startswith("boot: ") for m in progress), progress
+
+        # A workspace made by the CLI is in the same store.
+        beta = pyro.cli("workspace", "create", ENV, "--name", "cli-beta", "--label", "team=y", "--id-only")
+        beta_id = beta.stdout.strip()
+
+        listing = await call("workspace_list", {})
+        assert [w["name"] for w in listing["workspaces"]] == ["cli-beta", "mcp-alpha"]
+        only_x = await call("workspace_list", {"labels": ["team=x"]})
+        assert [w["workspace_id"] for w in only_x["workspaces"]] == [alpha]
+
+        updated = await call(
+            "workspace_update",
+            {"workspace_id": "mcp-alpha", "name": "mcp-alpha2", "labels": {"owner": "me"}},
+        )
+        assert updated["name"] == "mcp-alpha2"
+        assert updated["labels"] == {"owner": "me", "team": "x"}
+
+        # A string command runs under sh -lc; the seed is in /workspace.
+        ran = await call("workspace_exec", {"workspace_id": "mcp-alpha2", "command": "cat hello.txt && echo $((6*7))"})
+        assert ran["exit_code"] == 0, ran
+        assert ran["stdout"] == "hello from the host\n42\n", ran
+
+        listing = await call("workspace_list", {})
+        assert [w["workspace_id"] for w in listing["workspaces"]] == [alpha, beta_id]
+        cli_listing = pyro.cli_json("workspace", "list")
+        assert [w["workspace_id"] for w in cli_listing["workspaces"]] == [alpha, beta_id]
+        assert cli_listing["workspaces"][0]["name"] == "mcp-alpha2"
+
+        status = await call("workspace_status", {"workspace_id": alpha})
+        assert status["command_count"] == 1 and status["last_command"]["exit_code"] == 0
+        logs = await call("workspace_logs", {"workspace_id": "mcp-alpha2"})
+        assert [e["stdout"] for e in logs["entries"]] == ["hello from the host\n42\n"]
+        envs = await call("vm_list_environments", {})
+        assert any(e["name"] == ENV and e["installed"] for e in envs["environments"]), envs
+        # Starting a started workspace returns it as it is (no reboot).
+        started = await call("workspace_start", {"workspace_id": "mcp-alpha2"})
+        assert started["state"] == "started"
+
+        # Calls in flight at once: a list returns while a long
+        # workspace_exec and a long vm_run (a fresh guest) still run.
+        results: dict[str, Any] = {}
+        done_at: dict[str, float] = {}
+
+        async def long_call(name: str, args: dict[str, Any]) -> None:
+            results[name] = await call(name, args)
+            done_at[name] = time.monotonic()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(long_call, "workspace_exec", {"workspace_id": alpha, "command": "sleep 3; echo slept"})
+            tg.start_soon(long_call, "vm_run", {"environment": ENV, "command": "sleep 3; echo done"})
+            await anyio.sleep(0.5)
+            list_started = time.monotonic()
+            quick = await s.call_tool("workspace_list", {})
+            list_done = time.monotonic()
+            assert not quick.is_error
+            assert done_at == {}, "workspace_list waited for a long call"
+            assert list_done - list_started < 2.5
+        assert results["workspace_exec"]["stdout"] == "slept\n"
+        assert results["vm_run"]["stdout"] == "done\n"
+        assert results["vm_run"]["exit_code"] == 0
+        assert min(done_at.values()) > list_done
+
+        stopped = await call("workspace_stop", {"workspace_id": "cli-beta"})
+        assert stopped["state"] == "stopped"
+        for ref in ["mcp-alpha2", beta_id]:
+            deleted = await call("workspace_delete", {"workspace_id": ref})
+            assert deleted["deleted"] is True
+        assert (await call("workspace_list", {}))["count"] == 0
+
+    assert pyro.cli_json("workspace", "list")["count"] == 0
+    assert validated == FULL, FULL - validated
