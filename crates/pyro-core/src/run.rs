@@ -60,6 +60,15 @@ impl Manager {
     pub fn vm_run(&self, p: RunParams, progress: &mut dyn Progress) -> Result<RunResult, Error> {
         let started = Instant::now();
         guest::validate_exec(&p.command, "/root", p.timeout_seconds)?;
+        guest::refuse_host_compat(p.allow_host_compat)?;
+        if !crate::TTL_RANGE.contains(&p.ttl_seconds) {
+            return Err(Error::InvalidArgument(format!(
+                "ttl_seconds must be between {} and {}, got {}",
+                crate::TTL_RANGE.start(),
+                crate::TTL_RANGE.end(),
+                p.ttl_seconds
+            )));
+        }
         validate_resources(p.vcpu_count, p.mem_mib)?;
         let env = self.ready_env(&p.environment)?;
         let choice = self.choose_accel(&env)?;

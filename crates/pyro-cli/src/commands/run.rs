@@ -19,6 +19,8 @@ pub fn run(manager: &Manager, a: &RunArgs) -> Exit {
         mem_mib: a.mem_mib,
         timeout_seconds: a.timeout_seconds,
         network: a.network,
+        ttl_seconds: a.ttl_seconds,
+        allow_host_compat: a.allow_host_compat,
         ..RunParams::new(a.environment.clone(), CommandSpec::Argv(a.command.clone()))
     };
     // Text mode streams and never buffers the output; JSON needs it whole.

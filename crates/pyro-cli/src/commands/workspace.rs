@@ -146,6 +146,7 @@ pub fn create(m: &Manager, a: &CreateArgs) -> Exit {
         mem_mib: a.mem_mib,
         ttl_seconds: a.ttl_seconds,
         seed_path: a.seed_path.clone(),
+        allow_host_compat: a.allow_host_compat,
         ..WorkspaceCreateParams::new(a.environment.clone())
     };
     let mut progress = CliProgress::new("workspace-create", a.json || a.id_only);

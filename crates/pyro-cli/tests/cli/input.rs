@@ -267,6 +267,35 @@ fn hostile_input_is_refused_with_json_and_no_panic() {
         "{}",
         run.context()
     );
+    // 3.x's host_compat trapdoor is refused, not silently honoured.
+    for args in [
+        &[
+            "run",
+            "debian:12",
+            "--allow-host-compat",
+            "--json",
+            "--",
+            "true",
+        ][..],
+        &[
+            "workspace",
+            "create",
+            "debian:12",
+            "--allow-host-compat",
+            "--json",
+        ],
+    ] {
+        let run = env.run(args);
+        run.assert_code(2);
+        assert!(
+            run.json()["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("never runs commands on the host"),
+            "{}",
+            run.context()
+        );
+    }
     // Messages are for every surface: no CLI flags inside them; hints hold
     // the CLI wording.
     let run = env.run(&["workspace", "status", "nope", "--json"]);

