@@ -224,9 +224,8 @@ impl Manager {
     ) -> Result<WorkspaceInfo, Error> {
         self.stop_idle()?;
         let store = self.store()?;
-        let id = store.resolve(&p.workspace_id)?.workspace_id;
-        let _lock = self.lock_workspace(&id)?;
-        let r = self.reread_locked(&id)?;
+        let (_lock, r) = self.lock_and_reread(&p.workspace_id)?;
+        let id = r.workspace_id.clone();
         match r.state {
             WorkspaceState::Started => {
                 store.touch(&id, crate::now())?;
@@ -290,10 +289,9 @@ impl Manager {
         progress: &mut dyn Progress,
     ) -> Result<WorkspaceInfo, Error> {
         let store = self.store()?;
-        let id = store.resolve(&p.workspace_id)?.workspace_id;
         // Waits for a create or start in flight, then stops what it made.
-        let _lock = self.lock_workspace(&id)?;
-        let r = self.reread_locked(&id)?;
+        let (_lock, r) = self.lock_and_reread(&p.workspace_id)?;
+        let id = r.workspace_id.clone();
         if let Some(vm) = Runtime::of(&r).vm {
             progress.event(Event::Phase {
                 phase: Phase::Stop,
@@ -327,9 +325,8 @@ impl Manager {
         _progress: &mut dyn Progress,
     ) -> Result<DeleteResult, Error> {
         let store = self.store()?;
-        let id = store.resolve(&p.workspace_id)?.workspace_id;
-        let _lock = self.lock_workspace(&id)?;
-        let r = store.resolve(&id)?;
+        let (_lock, r) = self.lock_and_reread(&p.workspace_id)?;
+        let id = r.workspace_id.clone();
         if let Some(vm) = Runtime::of(&r).vm {
             self.backend().kill(&vm);
         }

@@ -95,6 +95,18 @@ impl Manager {
         }
     }
 
+    /// Resolves `id_or_name`, waits for the workspace's lock, and re-reads
+    /// (and settles) the record inside it: how every lifecycle change
+    /// starts, so none acts on a stale read.
+    pub(crate) fn lock_and_reread(
+        &self,
+        id_or_name: &str,
+    ) -> Result<(pyro_env::FileLock, WorkspaceRecord), Error> {
+        let id = self.store()?.resolve(id_or_name)?.workspace_id;
+        let lock = self.lock_workspace(&id)?;
+        Ok((lock, self.reread_locked(&id)?))
+    }
+
     /// Resolves a record and reconciles it with reality when no operation
     /// is in flight on it (one that is will settle it itself). Never waits.
     pub(crate) fn load(&self, id_or_name: &str) -> Result<WorkspaceRecord, Error> {
