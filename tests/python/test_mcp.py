@@ -44,8 +44,26 @@ CORE = VM_RUN | {
     "workspace_exec",
     "workspace_logs",
     "workspace_delete",
+    "workspace_sync_push",
+    "workspace_file_list",
+    "workspace_file_read",
+    "workspace_file_write",
+    "workspace_patch_apply",
+    "workspace_diff",
+    "workspace_export",
+    "workspace_reset",
 }
-FULL = CORE | {"workspace_start", "workspace_stop", "vm_list_environments"}
+FULL = CORE | {
+    "workspace_start",
+    "workspace_stop",
+    "workspace_disk_list",
+    "workspace_disk_read",
+    "workspace_disk_export",
+    "snapshot_create",
+    "snapshot_list",
+    "snapshot_delete",
+    "vm_list_environments",
+}
 PROFILES = {"vm-run": VM_RUN, "workspace-core": CORE, "workspace-full": FULL}
 
 
@@ -397,6 +415,45 @@ async def test_discovery_flow_concurrency_and_output_schemas(pyro: Pyro) -> None
         started = await call("workspace_start", {"workspace_id": "mcp-alpha2"})
         assert started["state"] == "started"
 
+        # Contents: files, patch, sync, diff, snapshots, export (confined
+        # to the allowed directory), reset.
+        wrote = await call("workspace_file_write", {"workspace_id": alpha, "path": "notes/a.txt", "text": "one\n"})
+        assert wrote["path"] == "/workspace/notes/a.txt" and wrote["mode"] == 0o644, wrote
+        read = await call("workspace_file_read", {"workspace_id": "mcp-alpha2", "path": "notes/a.txt"})
+        assert (read["content"], read["encoding"], read["truncated"]) == ("one\n", "utf8", False), read
+        listed = await call("workspace_file_list", {"workspace_id": alpha, "recursive": True})
+        assert "/workspace/notes/a.txt" in [e["path"] for e in listed["entries"]], listed
+        patch = "--- a/notes/a.txt\n+++ b/notes/a.txt\n@@ -1 +1 @@\n-one\n+two\n"
+        patched = await call("workspace_patch_apply", {"workspace_id": alpha, "patch": patch})
+        assert patched["summary"]["modified"] == 1, patched
+        stale = await s.call_tool("workspace_patch_apply", {"workspace_id": alpha, "patch": patch})
+        assert stale.is_error and "hunk 1" in text_of(stale), text_of(stale)
+        (seed / "more.txt").write_text("more\n")
+        synced = await call("workspace_sync_push", {"workspace_id": alpha, "source_path": "src", "dest": "synced"})
+        assert synced["workspace_sync"]["destination"] == "/workspace/synced", synced
+        diff = await call("workspace_diff", {"workspace_id": alpha})
+        assert {"notes/a.txt", "synced/more.txt"} <= {e["path"] for e in diff["entries"]}, diff
+        assert "+two" in diff["patch"], diff["patch"]
+        await call("snapshot_create", {"workspace_id": alpha, "snapshot_name": "cp"})
+        snaps = await call("snapshot_list", {"workspace_id": alpha})
+        assert [x["snapshot_name"] for x in snaps["snapshots"]] == ["baseline", "cp"], snaps
+        await call("workspace_export", {"workspace_id": alpha, "path": "notes/a.txt", "output_path": "out/a.txt"})
+        assert (pyro.workdir / "out" / "a.txt").read_text() == "two\n"
+        escape = pyro.workdir.parent / "escape.txt"
+        outside = await s.call_tool(
+            "workspace_export", {"workspace_id": alpha, "path": "notes/a.txt", "output_path": str(escape)}
+        )
+        assert outside.is_error and "outside" in text_of(outside), text_of(outside)
+        assert not escape.exists()
+        await call("workspace_exec", {"workspace_id": alpha, "command": "rm -rf notes"})
+        reset = await call("workspace_reset", {"workspace_id": alpha, "snapshot": "cp"})
+        assert reset["reset_count"] == 1 and reset["command_count"] == 0, reset
+        assert reset["workspace_reset"]["snapshot_name"] == "cp", reset
+        back = await call("workspace_file_read", {"workspace_id": alpha, "path": "notes/a.txt"})
+        assert back["content"] == "two\n", back
+        await call("snapshot_delete", {"workspace_id": alpha, "snapshot_name": "cp"})
+        await call("workspace_file_write", {"workspace_id": beta_id, "path": "kept.txt", "text": "on disk\n"})
+
         # Calls in flight at once: a list returns while a long
         # workspace_exec and a long vm_run (a fresh guest) still run.
         results: dict[str, Any] = {}
@@ -423,6 +480,12 @@ async def test_discovery_flow_concurrency_and_output_schemas(pyro: Pyro) -> None
 
         stopped = await call("workspace_stop", {"workspace_id": "cli-beta"})
         assert stopped["state"] == "stopped"
+        on_disk = await call("workspace_disk_list", {"workspace_id": "cli-beta"})
+        assert [e["path"] for e in on_disk["entries"]] == ["/workspace/kept.txt"], on_disk
+        disk_read = await call("workspace_disk_read", {"workspace_id": "cli-beta", "path": "kept.txt"})
+        assert disk_read["content"] == "on disk\n", disk_read
+        image = await call("workspace_disk_export", {"workspace_id": "cli-beta", "output_path": "beta.ext4"})
+        assert image["disk_format"] == "ext4" and (pyro.workdir / "beta.ext4").stat().st_size == image["bytes_written"]
         for ref in ["mcp-alpha2", beta_id]:
             deleted = await call("workspace_delete", {"workspace_id": ref})
             assert deleted["deleted"] is True

@@ -13,10 +13,12 @@
 
 mod exec;
 mod features;
+mod files;
 mod init;
 mod log;
 mod modules;
 mod net;
+mod patch;
 mod reaper;
 mod server;
 mod spawn;
@@ -32,13 +34,25 @@ fn main() -> ExitCode {
     match args.get(1).map(String::as_str) {
         Some("--listen-unix") => {
             let usage = || {
-                eprintln!("usage: pyro-agent --listen-unix PATH [--disable-features a,b]");
+                eprintln!(
+                    "usage: pyro-agent --listen-unix PATH [--disable-features a,b] \
+                     [--workspace-root DIR]"
+                );
                 ExitCode::from(2)
             };
-            let (path, features) = match &args[2..] {
-                [path] => (path, features::Features::all()),
-                [path, flag, list] if flag == "--disable-features" => (
-                    path,
+            let mut rest: Vec<&String> = args[2..].iter().collect();
+            // `--workspace-root DIR` serves /workspace from DIR (tests).
+            if let Some(i) = rest.iter().position(|a| *a == "--workspace-root") {
+                let Some(dir) = rest.get(i + 1) else {
+                    return usage();
+                };
+                files::set_root(std::path::PathBuf::from(dir.as_str()));
+                rest.drain(i..=i + 1);
+            }
+            let (path, features) = match rest.as_slice() {
+                [path] => (*path, features::Features::all()),
+                [path, flag, list] if *flag == "--disable-features" => (
+                    *path,
                     features::Features::without(&list.split(',').collect::<Vec<_>>()),
                 ),
                 _ => return usage(),

@@ -12,6 +12,7 @@ use pyro_proto::{
 use crate::exec::{self, SharedWriter};
 use crate::features::Features;
 use crate::log::log;
+use crate::{files, patch};
 
 static STARTED: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
 
@@ -209,6 +210,90 @@ fn serve_one<S: Stream>(stream: S, features: &Features) -> Result<(), ProtoError
             };
             conn.send(&answer)?;
         }
+        Request::ListFiles { path, recursive } => match files::list(&path, recursive) {
+            Ok(entries) => {
+                let mut batches = entries.chunks(files::LIST_BATCH).peekable();
+                if batches.peek().is_none() {
+                    conn.send(&Message::Response(Response::Entries {
+                        entries: Vec::new(),
+                        more: false,
+                    }))?;
+                }
+                while let Some(batch) = batches.next() {
+                    conn.send(&Message::Response(Response::Entries {
+                        entries: batch.to_vec(),
+                        more: batches.peek().is_some(),
+                    }))?;
+                }
+            }
+            Err(e) => conn.send(&Message::Error(e))?,
+        },
+        Request::ReadFile { path, max_bytes } => match files::open_for_read(&path) {
+            Ok((file, size_bytes)) => {
+                conn.send(&Message::Response(Response::FileHead { size_bytes }))?;
+                let mut w = pyro_proto::DataWriter::new(&mut conn);
+                std::io::copy(&mut file.take(max_bytes), &mut w)?;
+                w.finish()?;
+            }
+            Err(e) => conn.send(&Message::Error(e))?,
+        },
+        Request::WriteFile {
+            path,
+            new_file_mode,
+        } => {
+            let mut reader = pyro_proto::DataReader::new(&mut conn);
+            let result = files::write(&path, &mut reader, new_file_mode);
+            let drained = reader.drain();
+            let answer = match (result, drained) {
+                (Ok((bytes_written, mode)), Ok(())) => Message::Response(Response::Written {
+                    bytes_written,
+                    mode,
+                }),
+                (Err(e), _) => Message::Error(e),
+                (Ok(_), Err(e)) => {
+                    Message::Error(RemoteError::new(ErrorCode::Internal, e.to_string()))
+                }
+            };
+            conn.send(&answer)?;
+        }
+        Request::ApplyPatch { root } => {
+            let mut reader = pyro_proto::DataReader::new(&mut conn);
+            let result = patch::apply(&root, &mut reader);
+            let drained = reader.drain();
+            let answer = match (result, drained) {
+                (Ok(files), Ok(())) => Message::Response(Response::Patched { files }),
+                (Err(e), _) => Message::Error(e),
+                (Ok(_), Err(e)) => {
+                    Message::Error(RemoteError::new(ErrorCode::Internal, e.to_string()))
+                }
+            };
+            conn.send(&answer)?;
+        }
+        Request::Archive { path } => match files::archive_kind(&path) {
+            Ok((target, kind)) => {
+                conn.send(&Message::Response(Response::ArchiveHead { kind }))?;
+                let mut w = pyro_proto::DataWriter::new(&mut conn);
+                match files::archive(&target, kind, &mut w) {
+                    Ok((entry_count, bytes)) => {
+                        w.finish()?;
+                        conn.send(&Message::Response(Response::Archived {
+                            entry_count,
+                            bytes,
+                        }))?;
+                    }
+                    // The host sees the stream end without its empty frame
+                    // and an error instead.
+                    Err(e) => {
+                        drop(w);
+                        conn.send(&Message::Error(RemoteError::new(
+                            ErrorCode::Internal,
+                            format!("archiving {path}: {e}"),
+                        )))?;
+                    }
+                }
+            }
+            Err(e) => conn.send(&Message::Error(e))?,
+        },
         Request::RawEcho => {
             conn.send(&Message::Response(Response::Done))?;
             raw_echo(conn.into_inner())?;

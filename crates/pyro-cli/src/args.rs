@@ -87,6 +87,197 @@ pub enum WorkspaceCommand {
     Delete(IdArgs),
     /// Reconcile records with running guests and remove orphaned files.
     Gc(JsonFlag),
+    /// Copy host files into a started workspace.
+    #[command(subcommand)]
+    Sync(SyncCommand),
+    /// Read and write files in a started workspace (no shell quoting).
+    #[command(subcommand)]
+    File(FileCommand),
+    /// Apply unified diffs in a started workspace.
+    #[command(subcommand)]
+    Patch(PatchCommand),
+    /// Show what changed in /workspace since the workspace was created.
+    Diff(IdArgs),
+    /// Copy a file or directory out of a started workspace to the host.
+    Export(ExportArgs),
+    /// Checkpoints of /workspace to reset to.
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
+    /// Replace the guest with a fresh one and restore /workspace from a snapshot.
+    Reset(ResetArgs),
+    /// Read a stopped workspace's disk on the host, without booting it.
+    #[command(subcommand)]
+    Disk(DiskCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SyncCommand {
+    /// Copy a host directory or .tar/.tar.gz/.tgz archive into the workspace
+    /// (files are overwritten; nothing is deleted).
+    Push(SyncPushArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SyncPushArgs {
+    /// Workspace id or name.
+    pub workspace: String,
+    /// Host directory or archive.
+    pub source: std::path::PathBuf,
+    /// Directory in the workspace to copy into (relative to /workspace).
+    #[arg(long, default_value = defaults::WORKSPACE_PATH)]
+    pub dest: String,
+    #[command(flatten)]
+    pub output: JsonFlag,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FileCommand {
+    /// List a directory in the workspace.
+    List(FileListArgs),
+    /// Print (part of) a file.
+    Read(FileReadArgs),
+    /// Replace or create a text file atomically (its mode is kept).
+    Write(FileWriteArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FileListArgs {
+    /// Workspace id or name.
+    pub workspace: String,
+    /// Directory or file (relative to /workspace, or absolute under it).
+    #[arg(default_value = defaults::WORKSPACE_PATH)]
+    pub path: String,
+    /// List everything below the directory.
+    #[arg(long)]
+    pub recursive: bool,
+    #[command(flatten)]
+    pub output: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+pub struct FileReadArgs {
+    /// Workspace id or name.
+    pub workspace: String,
+    /// The file (relative to /workspace, or absolute under it).
+    pub path: String,
+    /// Read at most this many bytes (1-1048576).
+    #[arg(long, default_value_t = pyro_core::api::DEFAULT_READ_BYTES)]
+    pub max_bytes: u64,
+    /// Print only the raw content: no footer, no added newline.
+    #[arg(long, conflicts_with = "json")]
+    pub content_only: bool,
+    /// Print one JSON object on stdout instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct FileWriteArgs {
+    /// Workspace id or name.
+    pub workspace: String,
+    /// The file (relative to /workspace, or absolute under it).
+    pub path: String,
+    /// The new content.
+    #[arg(
+        long,
+        conflicts_with = "text_file",
+        required_unless_present = "text_file"
+    )]
+    pub text: Option<String>,
+    /// Take the new content from this host file (UTF-8).
+    #[arg(long, value_name = "PATH")]
+    pub text_file: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub output: JsonFlag,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PatchCommand {
+    /// Apply a unified diff (several files; all or nothing).
+    Apply(PatchApplyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PatchApplyArgs {
+    /// Workspace id or name.
+    pub workspace: String,
+    /// The patch text.
+    #[arg(
+        long,
+        conflicts_with = "patch_file",
+        required_unless_present = "patch_file"
+    )]
+    pub patch: Option<String>,
+    /// Take the patch from this host file.
+    #[arg(long, value_name = "PATH")]
+    pub patch_file: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub output: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Workspace id or name.
+    pub workspace: String,
+    /// File or directory in the workspace.
+    pub path: String,
+    /// Host path to create (must not exist).
+    #[arg(long, value_name = "HOST_PATH")]
+    pub output: std::path::PathBuf,
+    #[command(flatten)]
+    pub json: JsonFlag,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCommand {
+    /// Capture /workspace as a named snapshot.
+    Create(SnapshotArgs),
+    /// List snapshots (the baseline first).
+    List(IdArgs),
+    /// Delete a named snapshot.
+    Delete(SnapshotArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    /// Workspace id or name.
+    pub workspace: String,
+    /// Snapshot name.
+    pub name: String,
+    #[command(flatten)]
+    pub output: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+pub struct ResetArgs {
+    /// Workspace id or name.
+    pub workspace: String,
+    /// Snapshot to restore.
+    #[arg(long, default_value = "baseline")]
+    pub snapshot: String,
+    #[command(flatten)]
+    pub output: JsonFlag,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DiskCommand {
+    /// List a path on the stopped workspace's disk.
+    List(FileListArgs),
+    /// Print (part of) a file on the stopped workspace's disk.
+    Read(FileReadArgs),
+    /// Write the stopped workspace's disk as a raw ext4 image.
+    Export(DiskExportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DiskExportArgs {
+    /// Workspace id or name.
+    pub workspace: String,
+    /// Host path of the image to create (must not exist).
+    #[arg(long, value_name = "HOST_PATH")]
+    pub output: std::path::PathBuf,
+    #[command(flatten)]
+    pub json: JsonFlag,
 }
 
 #[derive(Debug, Args)]

@@ -12,7 +12,10 @@ use std::process::ExitCode;
 use clap::Parser;
 use pyro_core::{ErrorBody, ErrorCode, ErrorEnvelope};
 
-use crate::args::{Cli, Command, EnvCommand, McpCommand, WorkspaceCommand};
+use crate::args::{
+    Cli, Command, DiskCommand, EnvCommand, FileCommand, McpCommand, PatchCommand, SyncCommand,
+    WorkspaceCommand,
+};
 use crate::exit::Exit;
 use crate::printer::Printer;
 
@@ -131,6 +134,34 @@ fn dispatch(cli: Cli) -> Exit {
             WorkspaceCommand::Start(a) => commands::workspace::start(&manager, &a),
             WorkspaceCommand::Delete(a) => commands::workspace::delete(&manager, &a),
             WorkspaceCommand::Gc(o) => commands::workspace::gc(&manager, o.json),
+            WorkspaceCommand::Sync(SyncCommand::Push(a)) => {
+                commands::contents::sync_push(&manager, &a)
+            }
+            WorkspaceCommand::File(FileCommand::List(a)) => {
+                commands::contents::file_list(&manager, &a, false)
+            }
+            WorkspaceCommand::File(FileCommand::Read(a)) => {
+                commands::contents::file_read(&manager, &a, false)
+            }
+            WorkspaceCommand::File(FileCommand::Write(a)) => {
+                commands::contents::file_write(&manager, &a)
+            }
+            WorkspaceCommand::Patch(PatchCommand::Apply(a)) => {
+                commands::contents::patch_apply(&manager, &a)
+            }
+            WorkspaceCommand::Diff(a) => commands::contents::diff(&manager, &a),
+            WorkspaceCommand::Export(a) => commands::contents::export(&manager, &a),
+            WorkspaceCommand::Snapshot(c) => commands::contents::snapshot(&manager, &c),
+            WorkspaceCommand::Reset(a) => commands::contents::reset(&manager, &a),
+            WorkspaceCommand::Disk(DiskCommand::List(a)) => {
+                commands::contents::file_list(&manager, &a, true)
+            }
+            WorkspaceCommand::Disk(DiskCommand::Read(a)) => {
+                commands::contents::file_read(&manager, &a, true)
+            }
+            WorkspaceCommand::Disk(DiskCommand::Export(a)) => {
+                commands::contents::disk_export(&manager, &a)
+            }
         },
     }
 }

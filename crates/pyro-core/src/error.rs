@@ -136,6 +136,16 @@ pub enum Hint {
         /// Id or name.
         workspace: String,
     },
+    /// Stop the workspace first (its disk is read on the host).
+    StopWorkspace {
+        /// Id or name.
+        workspace: String,
+    },
+    /// List the workspace's snapshots.
+    ListSnapshots {
+        /// Id or name.
+        workspace: String,
+    },
 }
 
 impl Hint {
@@ -170,6 +180,12 @@ impl Hint {
             (Hint::UpgradePyro, _) => "upgrade pyro to the version that wrote this data".into(),
             (Hint::RestartForNewAgent { workspace }, Cli) => format!("its guest runs an older agent; restart it with `pyro workspace stop {w}` and `pyro workspace start {w}`", w = shell_word(workspace)),
             (Hint::RestartForNewAgent { workspace }, Mcp) => format!("its guest runs an older agent; call `workspace_stop` then `workspace_start` for \"{workspace}\""),
+            (Hint::StopWorkspace { workspace }, Cli) => format!("stop it first with `pyro workspace stop {}`, or use the `workspace file` commands while it runs", shell_word(workspace)),
+            (Hint::StopWorkspace { workspace }, Mcp) => format!("call `workspace_stop` for \"{workspace}\" first, or use the workspace_file_* tools while it runs"),
+            (Hint::StopWorkspace { workspace }, Python) => format!("call `stop_workspace(\"{workspace}\")` first, or use the file methods while it runs"),
+            (Hint::ListSnapshots { workspace }, Cli) => format!("`pyro workspace snapshot list {}` shows its snapshots", shell_word(workspace)),
+            (Hint::ListSnapshots { workspace }, Mcp) => format!("call `snapshot_list` for \"{workspace}\" to see its snapshots"),
+            (Hint::ListSnapshots { workspace }, Python) => format!("`list_snapshots(\"{workspace}\")` shows its snapshots"),
             (Hint::RestartForNewAgent { workspace }, Python) => format!("its guest runs an older agent; call `stop_workspace(\"{workspace}\")` then `start_workspace(\"{workspace}\")`"),
         }
     }
@@ -194,6 +210,12 @@ pub enum Error {
         /// What to do.
         hint: Option<Hint>,
     },
+    /// A path inside a workspace does not exist.
+    #[error("{0}")]
+    PathNotFound(String),
+    /// Something already exists where the operation would create it.
+    #[error("{0}")]
+    Conflict(String),
     /// Interrupted by a signal or cancelled; the message says what was
     /// cleaned up.
     #[error("{0}")]
@@ -249,6 +271,8 @@ impl Error {
             Error::InvalidArgument(_) => ErrorCode::InvalidArgument,
             Error::InvalidState { .. } => ErrorCode::InvalidState,
             Error::Interrupted(_) => ErrorCode::Interrupted,
+            Error::Conflict(_) => ErrorCode::Conflict,
+            Error::PathNotFound(_) => ErrorCode::NotFound,
             Error::Hinted { inner, .. } => inner.code(),
             Error::Env(e) => match e {
                 EnvError::Unknown { .. } => ErrorCode::UnknownEnvironment,
@@ -278,6 +302,9 @@ impl Error {
                 VmmError::Remote(r) if r.code == pyro_proto::ErrorCode::BadRequest => {
                     ErrorCode::InvalidArgument
                 }
+                VmmError::Remote(r) if r.code == pyro_proto::ErrorCode::NotFound => {
+                    ErrorCode::NotFound
+                }
                 VmmError::Remote(_) | VmmError::Agent(_) | VmmError::AgentTimeout(_) => {
                     ErrorCode::AgentError
                 }
@@ -286,7 +313,9 @@ impl Error {
             Error::Archive(ArchiveError::Io { .. }) => ErrorCode::IoError,
             Error::Archive(_) => ErrorCode::InvalidArgument,
             Error::Store(e) => match e {
-                StoreError::NotFound { .. } => ErrorCode::NotFound,
+                StoreError::NotFound { .. } | StoreError::SnapshotNotFound { .. } => {
+                    ErrorCode::NotFound
+                }
                 StoreError::DuplicateName { .. } | StoreError::Conflict { .. } => {
                     ErrorCode::Conflict
                 }
@@ -326,6 +355,11 @@ impl Error {
             }
             Error::Vmm(VmmError::GuestLost { .. }) => Some(Hint::RaiseMemory),
             Error::Store(StoreError::NotFound { .. }) => Some(Hint::ListWorkspaces),
+            Error::Store(StoreError::SnapshotNotFound { workspace, .. }) => {
+                Some(Hint::ListSnapshots {
+                    workspace: workspace.clone(),
+                })
+            }
             Error::Store(StoreError::SchemaTooNew { .. }) => Some(Hint::UpgradePyro),
             _ => None,
         }

@@ -68,6 +68,73 @@ impl HostPaths {
         let canonical = joined
             .canonicalize()
             .map_err(|e| invalid(format!("{param} '{}' cannot be read: {e}", path.display())))?;
+        self.confine(param, path, &joined, canonical)
+    }
+
+    /// For a path the tool will create: its deepest existing ancestor is
+    /// canonicalized (symlinks followed) and the missing rest appended,
+    /// which must be plain names (no `..`). The result must lie in an
+    /// allowed directory. Whether the path itself already exists is the
+    /// operation's business (it refuses to overwrite).
+    pub fn check_output(&self, param: &str, path: &Path) -> Result<PathBuf, ErrorBody> {
+        use std::path::Component;
+        let joined = self.cwd.join(path);
+        let mut existing = joined.clone();
+        let mut rest: Vec<std::ffi::OsString> = Vec::new();
+        // A dangling symlink at the end is left to the operation, which
+        // refuses it as existing; it is never followed here.
+        while existing.symlink_metadata().is_err() {
+            match (existing.file_name(), existing.parent()) {
+                (Some(name), Some(parent)) => {
+                    rest.push(name.to_os_string());
+                    existing = parent.to_path_buf();
+                }
+                _ => break,
+            }
+        }
+        if joined
+            .components()
+            .any(|c| matches!(c, Component::ParentDir | Component::CurDir))
+        {
+            return Err(invalid(format!(
+                "{param} '{}' must not contain '.' or '..' components",
+                path.display()
+            )));
+        }
+        let mut canonical = if existing
+            .symlink_metadata()
+            .map(|m| m.file_type().is_symlink())
+            .unwrap_or(false)
+            && rest.is_empty()
+        {
+            // The output itself is a symlink: keep it as named (the
+            // operation refuses an existing output).
+            existing
+                .parent()
+                .and_then(|p| p.canonicalize().ok())
+                .map(|p| p.join(existing.file_name().unwrap_or_default()))
+                .unwrap_or(existing)
+        } else {
+            existing.canonicalize().map_err(|e| {
+                invalid(format!(
+                    "{param} '{}' cannot be written: {e}",
+                    path.display()
+                ))
+            })?
+        };
+        for name in rest.iter().rev() {
+            canonical.push(name);
+        }
+        self.confine(param, path, &joined, canonical)
+    }
+
+    fn confine(
+        &self,
+        param: &str,
+        path: &Path,
+        joined: &Path,
+        canonical: PathBuf,
+    ) -> Result<PathBuf, ErrorBody> {
         if self.allowed.iter().any(|dir| canonical.starts_with(dir)) {
             return Ok(canonical);
         }
@@ -87,11 +154,11 @@ impl HostPaths {
             .collect();
         let message = if dirs.is_empty() {
             format!(
-                "{shown} cannot be read: this server may read no host directory (it was started in / without --allow-host-path)"
+                "{shown} is refused: this server may use no host directory (it was started in / without --allow-host-path)"
             )
         } else {
             format!(
-                "{shown} is outside the host directories this server may read: {}",
+                "{shown} is outside the host directories this server may use: {}",
                 dirs.join(", ")
             )
         };
@@ -116,6 +183,43 @@ fn invalid(message: String) -> ErrorBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn outputs_are_confined_by_their_existing_ancestors() {
+        let root = tempfile::tempdir().unwrap();
+        let root_path = root.path().canonicalize().unwrap();
+        let allowed = root_path.join("allowed");
+        let outside = root_path.join("outside");
+        std::fs::create_dir_all(&allowed).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::os::unix::fs::symlink(&outside, allowed.join("escape")).unwrap();
+        let paths = HostPaths::new(&allowed, &[]).unwrap();
+        assert_eq!(
+            paths
+                .check_output("output_path", Path::new("new/dir/out.txt"))
+                .unwrap(),
+            allowed.join("new/dir/out.txt")
+        );
+        assert!(paths
+            .check_output("output_path", &outside.join("x"))
+            .is_err());
+        let err = paths
+            .check_output("output_path", Path::new("escape/x"))
+            .unwrap_err();
+        assert!(err.message.contains("outside"), "{}", err.message);
+        assert!(paths
+            .check_output("output_path", Path::new("new/../../outside/x"))
+            .is_err());
+        // A dangling symlink as the output is passed on as named (the
+        // operation refuses it as existing), never followed out.
+        std::os::unix::fs::symlink(outside.join("nope"), allowed.join("dangling")).unwrap();
+        assert_eq!(
+            paths
+                .check_output("output_path", Path::new("dangling"))
+                .unwrap(),
+            allowed.join("dangling")
+        );
+    }
 
     #[test]
     fn paths_inside_are_canonical_and_outside_ones_are_refused() {
@@ -187,7 +291,7 @@ mod tests {
         assert!(paths.allowed().is_empty());
         let err = paths.check("seed_path", Path::new("etc")).unwrap_err();
         assert!(
-            err.message.contains("may read no host directory"),
+            err.message.contains("may use no host directory"),
             "{}",
             err.message
         );

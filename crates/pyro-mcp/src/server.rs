@@ -72,6 +72,16 @@ impl PyroServer {
             let canonical = self.paths.check(param, std::path::Path::new(path))?;
             *slot = Value::String(canonical.to_string_lossy().into_owned());
         }
+        for param in spec.output_paths {
+            let Some(slot) = args.get_mut(*param) else {
+                continue;
+            };
+            let Some(path) = slot.as_str() else {
+                continue;
+            };
+            let canonical = self.paths.check_output(param, std::path::Path::new(path))?;
+            *slot = Value::String(canonical.to_string_lossy().into_owned());
+        }
         Ok(())
     }
 

@@ -50,6 +50,9 @@ pub struct ToolSpec {
     /// Params naming host paths the tool reads; each is confined to the
     /// operator's allowed directories (see [`crate::paths`]).
     pub host_paths: &'static [&'static str],
+    /// Params naming host paths the tool creates; their parent directories
+    /// are confined the same way.
+    pub output_paths: &'static [&'static str],
     /// One paragraph for a model: when to use it, what it returns, which id
     /// forms it accepts.
     pub description: &'static str,
@@ -181,6 +184,7 @@ pub const TOOLS: &[ToolSpec] = &[
         profiles: ALL,
         effect: Effect::Additive,
         host_paths: &[],
+        output_paths: &[],
         description: "Run one command in a fresh, isolated Linux microVM that is deleted afterwards, and get its stdout, stderr and exit code. Use it for a one-off command that needs no state between calls (for several related commands, create a workspace instead). `command` is a string run with `sh -lc` (pipes, `&&` and globs work) or a list of program and arguments run without a shell; `environment` is a catalog name such as `debian:12`. The guest has no network unless `network` is true. Returns the command's output and exit code (124 when `timeout_seconds` ran out), the VM id, timings and the clean-up.",
     },
     ToolSpec {
@@ -189,6 +193,7 @@ pub const TOOLS: &[ToolSpec] = &[
         profiles: CORE,
         effect: Effect::Additive,
         host_paths: &["seed_path"],
+        output_paths: &[],
         description: "Create and boot a persistent workspace: an isolated Linux microVM whose /workspace directory and history survive between calls, for work that spans several commands. Give it a unique `name` and `labels` (key to value) so you can find it again later with `workspace_list`, and optionally a host `seed_path` (a directory or .tar/.tar.gz archive the server operator allows) to copy into /workspace. It stops itself after `ttl_seconds` without activity (it is never deleted automatically). Returns the workspace record: `workspace_id`, name, labels, state, timestamps and seed details. The workspace stays until you call `workspace_delete`.",
     },
     ToolSpec {
@@ -197,6 +202,7 @@ pub const TOOLS: &[ToolSpec] = &[
         profiles: CORE,
         effect: Effect::ReadOnly,
         host_paths: &[],
+        output_paths: &[],
         description: "List workspaces, most recently active first, to find one you (or an earlier session) created. Filter with `labels` (each `KEY=VALUE` or just `KEY`; all must match), `name`, `state` (creating, started, stopped, failed) and `limit`. Fast, touches no guest and changes nothing. Returns `count` and one summary per workspace: id, name, labels, environment, state, created/last-activity times and command count; use the id or the name with the other workspace tools.",
     },
     ToolSpec {
@@ -205,6 +211,7 @@ pub const TOOLS: &[ToolSpec] = &[
         profiles: CORE,
         effect: Effect::ReadOnly,
         host_paths: &[],
+        output_paths: &[],
         description: "Show one workspace's full record: state, name, labels, resources, timestamps, TTL expiry, command count, the last command and its exit code, the last error and what /workspace was seeded from. `workspace_id` accepts the workspace's id or its unique name. Reading it does not count as activity and does not extend the TTL.",
     },
     ToolSpec {
@@ -213,6 +220,7 @@ pub const TOOLS: &[ToolSpec] = &[
         profiles: CORE,
         effect: Effect::Additive,
         host_paths: &[],
+        output_paths: &[],
         description: "Rename a workspace or change its labels, whether it is started or stopped: set `name` or `clear_name`, set `labels` (key to value, merged into the existing ones) and remove keys with `clear_labels`. `workspace_id` accepts the workspace's id or its current name. A call that changes nothing, or sets and clears the same key, is an error. Returns the updated workspace record.",
     },
     ToolSpec {
@@ -221,6 +229,7 @@ pub const TOOLS: &[ToolSpec] = &[
         profiles: CORE,
         effect: Effect::Additive,
         host_paths: &[],
+        output_paths: &[],
         description: "Run a command inside a started workspace and wait for it; files and installed packages persist for later commands. `command` is a string run with `sh -lc` (pipes, `&&` and globs work) or a list of program and arguments run without a shell; it runs in `cwd` (default /workspace) and is killed after `timeout_seconds` (exit code 124). `workspace_id` accepts the workspace's id or its unique name. Returns stdout, stderr, exit code, duration and the command's sequence number in the workspace history (see `workspace_logs`). Other tool calls keep being served while it runs.",
     },
     ToolSpec {
@@ -229,6 +238,7 @@ pub const TOOLS: &[ToolSpec] = &[
         profiles: CORE,
         effect: Effect::ReadOnly,
         host_paths: &[],
+        output_paths: &[],
         description: "The command history of a workspace, oldest first: each command with its working directory, exit code, duration, time and captured stdout/stderr (up to 1 MiB each). Use it to review what was run earlier, also in a previous session. `workspace_id` accepts the workspace's id or its unique name. Does not count as activity.",
     },
     ToolSpec {
@@ -237,7 +247,80 @@ pub const TOOLS: &[ToolSpec] = &[
         profiles: CORE,
         effect: Effect::Destructive,
         host_paths: &[],
+        output_paths: &[],
         description: "Delete a workspace for good: its guest is powered off and its disk, /workspace contents and history are removed. Use it when the work is finished; to pause instead, let the TTL stop it (or use `workspace_stop` where available). `workspace_id` accepts the workspace's id or its unique name. Returns the deleted id.",
+    },
+    ToolSpec {
+        name: "workspace_sync_push",
+        operation: "workspace_sync_push",
+        profiles: CORE,
+        effect: Effect::Additive,
+        host_paths: &["source_path"],
+        output_paths: &[],
+        description: "Copy a host directory or .tar/.tar.gz/.tgz archive (`source_path`, inside the host directories the server operator allows) into a started workspace, under `dest` (default /workspace; relative paths are under /workspace). Existing files are overwritten and nothing is deleted; archive entries that climb out (`..`, absolute paths, links pointing outside) are refused before anything is written. `workspace_id` accepts the workspace's id or its unique name. Returns the entry and byte counts copied.",
+    },
+    ToolSpec {
+        name: "workspace_file_list",
+        operation: "workspace_file_list",
+        profiles: CORE,
+        effect: Effect::ReadOnly,
+        host_paths: &[],
+        output_paths: &[],
+        description: "List a directory of a started workspace (its children, or everything below it with `recursive`), sorted by path; a file path lists just that file. `path` is relative to /workspace or absolute under it. Symlinks are listed with their target and never followed. `workspace_id` accepts the workspace's id or its unique name. Returns each entry's absolute path, type (file, directory, symlink, other), size and mode. Does not count as activity.",
+    },
+    ToolSpec {
+        name: "workspace_file_read",
+        operation: "workspace_file_read",
+        profiles: CORE,
+        effect: Effect::ReadOnly,
+        host_paths: &[],
+        output_paths: &[],
+        description: "Read a file of a started workspace without a shell: up to `max_bytes` (default 65536, at most 1 MiB); a longer file is read in part and `truncated` is true. `path` is relative to /workspace or absolute under it; symlinked parents are refused. Text comes back as is (`encoding` utf8); anything else (NUL bytes, invalid UTF-8) as base64 with `binary` true. `workspace_id` accepts the workspace's id or its unique name. Does not count as activity.",
+    },
+    ToolSpec {
+        name: "workspace_file_write",
+        operation: "workspace_file_write",
+        profiles: CORE,
+        effect: Effect::Additive,
+        host_paths: &[],
+        output_paths: &[],
+        description: "Replace or create a text file in a started workspace with `text` (at most 1 MiB), without shell quoting. The write is atomic (a reader sees the old or the new content, never half) and keeps an existing file's mode, so scripts stay executable; a new file gets 0644 and missing parent directories are created. `path` is relative to /workspace or absolute under it. `workspace_id` accepts the workspace's id or its unique name. Returns the path, bytes written and mode.",
+    },
+    ToolSpec {
+        name: "workspace_patch_apply",
+        operation: "workspace_patch_apply",
+        profiles: CORE,
+        effect: Effect::Additive,
+        host_paths: &[],
+        output_paths: &[],
+        description: "Apply a unified diff (as `diff -u` or `git diff` write it, paths relative to /workspace) to a started workspace; it may add, modify and delete several files. All or nothing: if any hunk does not match the current files exactly, no file changes and the error names the file and the hunk, so re-read the file and regenerate the patch. `workspace_id` accepts the workspace's id or its unique name. Returns counts and the changed paths.",
+    },
+    ToolSpec {
+        name: "workspace_diff",
+        operation: "workspace_diff",
+        profiles: CORE,
+        effect: Effect::ReadOnly,
+        host_paths: &[],
+        output_paths: &[],
+        description: "Show what changed in /workspace of a started workspace since it was created (against its create-time baseline, also after resets): counts of added, modified, deleted and type-changed paths, each changed path, and one unified patch of the text changes; binary or large files are listed without a patch. `workspace_id` accepts the workspace's id or its unique name. Does not count as activity.",
+    },
+    ToolSpec {
+        name: "workspace_export",
+        operation: "workspace_export",
+        profiles: CORE,
+        effect: Effect::Additive,
+        host_paths: &[],
+        output_paths: &["output_path"],
+        description: "Copy a file or directory (`path`, relative to /workspace or absolute under it) out of a started workspace to `output_path` on the host, which must not exist yet and must lie inside the host directories the server operator allows. Links pointing outside the copied tree are refused and nothing is left behind on failure. `workspace_id` accepts the workspace's id or its unique name. Returns what was written (type, entry and byte counts). Does not count as activity.",
+    },
+    ToolSpec {
+        name: "workspace_reset",
+        operation: "workspace_reset",
+        profiles: CORE,
+        effect: Effect::Destructive,
+        host_paths: &[],
+        output_paths: &[],
+        description: "Throw away a workspace's guest and boot a fresh one whose /workspace is restored from a snapshot: `snapshot` is `baseline` (the create-time content, the default) or a name made with `snapshot_create`. Everything outside /workspace and the command history are reset; name, labels and snapshots are kept. `workspace_id` accepts the workspace's id or its unique name. Returns the workspace record (`reset_count` grew) and what was restored.",
     },
     ToolSpec {
         name: "workspace_stop",
@@ -245,6 +328,7 @@ pub const TOOLS: &[ToolSpec] = &[
         profiles: FULL,
         effect: Effect::Destructive,
         host_paths: &[],
+        output_paths: &[],
         description: "Flush and power off a workspace's guest; its disk, /workspace contents, name, labels and history are kept and `workspace_start` boots it again. Running processes in the guest end. `workspace_id` accepts the workspace's id or its unique name. Returns the workspace record, now stopped.",
     },
     ToolSpec {
@@ -253,7 +337,62 @@ pub const TOOLS: &[ToolSpec] = &[
         profiles: FULL,
         effect: Effect::Additive,
         host_paths: &[],
+        output_paths: &[],
         description: "Boot a stopped workspace again on the same disk, so `workspace_exec` works on it again (a workspace stops after its TTL without activity, or with `workspace_stop`). `workspace_id` accepts the workspace's id or its unique name. Returns the workspace record, now started.",
+    },
+    ToolSpec {
+        name: "workspace_disk_list",
+        operation: "workspace_disk_list",
+        profiles: FULL,
+        effect: Effect::ReadOnly,
+        host_paths: &[],
+        output_paths: &[],
+        description: "List a path on the disk of a STOPPED workspace, read on the host without booting it (for a started one use `workspace_file_list`). `path` is relative to /workspace or absolute under it; symlinks are never followed. `workspace_id` accepts the workspace's id or its unique name. Returns entries like `workspace_file_list`. Does not count as activity.",
+    },
+    ToolSpec {
+        name: "workspace_disk_read",
+        operation: "workspace_disk_read",
+        profiles: FULL,
+        effect: Effect::ReadOnly,
+        host_paths: &[],
+        output_paths: &[],
+        description: "Read up to `max_bytes` of a file on the disk of a STOPPED workspace, on the host without booting it (for a started one use `workspace_file_read`). Text as is, binary as base64, `truncated` when the file is longer. `workspace_id` accepts the workspace's id or its unique name. Does not count as activity.",
+    },
+    ToolSpec {
+        name: "workspace_disk_export",
+        operation: "workspace_disk_export",
+        profiles: FULL,
+        effect: Effect::Additive,
+        host_paths: &[],
+        output_paths: &["output_path"],
+        description: "Write the whole disk of a STOPPED workspace as a standalone raw ext4 image at `output_path` on the host (must not exist; inside the host directories the server operator allows), for archiving or inspection with ext4 tools. `workspace_id` accepts the workspace's id or its unique name. Returns the image path and size.",
+    },
+    ToolSpec {
+        name: "snapshot_create",
+        operation: "snapshot_create",
+        profiles: FULL,
+        effect: Effect::Additive,
+        host_paths: &[],
+        output_paths: &[],
+        description: "Checkpoint /workspace of a started workspace under `snapshot_name` (1-64 characters of letters, digits, `.`, `_`, `-`; not `baseline`), to return to it later with `workspace_reset`. Only /workspace is captured. `workspace_id` accepts the workspace's id or its unique name. Returns the snapshot's name, entry and byte counts.",
+    },
+    ToolSpec {
+        name: "snapshot_list",
+        operation: "snapshot_list",
+        profiles: FULL,
+        effect: Effect::ReadOnly,
+        host_paths: &[],
+        output_paths: &[],
+        description: "List a workspace's snapshots: the create-time `baseline` first, then named snapshots newest first, with entry and byte counts and whether each can be deleted. `workspace_id` accepts the workspace's id or its unique name. Does not count as activity.",
+    },
+    ToolSpec {
+        name: "snapshot_delete",
+        operation: "snapshot_delete",
+        profiles: FULL,
+        effect: Effect::Destructive,
+        host_paths: &[],
+        output_paths: &[],
+        description: "Delete a named snapshot of a workspace (the baseline cannot be deleted). `workspace_id` accepts the workspace's id or its unique name. Returns the deleted snapshot's name.",
     },
     ToolSpec {
         name: "vm_list_environments",
@@ -261,6 +400,7 @@ pub const TOOLS: &[ToolSpec] = &[
         profiles: FULL,
         effect: Effect::ReadOnly,
         host_paths: &[],
+        output_paths: &[],
         description: "List the guest environments (Linux images such as `debian:12`) that `vm_run` and `workspace_create` accept, with their descriptions, default packages and whether each is installed on this host (an environment that is not installed must be built by the operator first). Returns `catalog_version` and `environments`.",
     },
 ];
@@ -299,11 +439,29 @@ mod tests {
                 "workspace_exec",
                 "workspace_logs",
                 "workspace_delete",
+                "workspace_sync_push",
+                "workspace_file_list",
+                "workspace_file_read",
+                "workspace_file_write",
+                "workspace_patch_apply",
+                "workspace_diff",
+                "workspace_export",
+                "workspace_reset",
             ]
         );
         let full = names(Profile::WorkspaceFull);
         let mut expected = names(Profile::WorkspaceCore);
-        expected.extend(["workspace_stop", "workspace_start", "vm_list_environments"]);
+        expected.extend([
+            "workspace_stop",
+            "workspace_start",
+            "workspace_disk_list",
+            "workspace_disk_read",
+            "workspace_disk_export",
+            "snapshot_create",
+            "snapshot_list",
+            "snapshot_delete",
+            "vm_list_environments",
+        ]);
         assert_eq!(full, expected);
     }
 
@@ -346,7 +504,7 @@ mod tests {
         for spec in TOOLS {
             let op = spec.operation_info();
             let params = serde_json::to_value((op.params)()).unwrap();
-            for p in spec.host_paths {
+            for p in spec.host_paths.iter().chain(spec.output_paths) {
                 assert!(
                     params["properties"].get(*p).is_some(),
                     "{}: {p} is not a param",

@@ -22,6 +22,14 @@ pub const PING: &str = "ping";
 /// [`crate::Request::RawEcho`] and [`crate::Request::RawSource`].
 pub const RAW_BENCH: &str = "raw_bench";
 
+/// [`crate::Request::ListFiles`], [`crate::Request::ReadFile`] and
+/// [`crate::Request::WriteFile`].
+pub const FILES: &str = "files";
+/// [`crate::Request::ApplyPatch`].
+pub const PATCH: &str = "patch";
+/// [`crate::Request::Archive`].
+pub const ARCHIVE: &str = "archive";
+
 /// What every protocol-1 agent has always had, including those that predate
 /// feature lists: a `Hello` without `features` (or with an empty list) means
 /// exactly these.
@@ -37,4 +45,15 @@ pub const BASE: &[&str] = &[
 
 /// Everything this build understands: what its agent serves and advertises
 /// (unless some are disabled), and what its host advertises.
-pub const ALL: &[&str] = BASE;
+pub const ALL: &[&str] = &[
+    EXEC,
+    DIRECT_OUTPUT,
+    KILL_GROUP,
+    EXTRACT,
+    SHUTDOWN,
+    PING,
+    RAW_BENCH,
+    FILES,
+    PATCH,
+    ARCHIVE,
+];

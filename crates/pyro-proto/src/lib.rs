@@ -77,12 +77,13 @@
 pub mod features;
 mod frame;
 mod message;
+pub mod paths;
 mod upload;
 
 pub use frame::{read_frame, write_frame, Frame, FrameKind, HEADER_LEN, MAX_FRAME_PAYLOAD};
 pub use message::{
-    check_peer_hello, Connection, ErrorCode, ExecRequest, ExitInfo, Hello, Message, OutputStream,
-    RemoteError, Request, Response,
+    check_peer_hello, Connection, ErrorCode, ExecRequest, ExitInfo, FileEntry, FileKind, Hello,
+    Message, OutputStream, PatchStatus, PatchedFile, RemoteError, Request, Response,
 };
 pub use upload::{DataReader, DataWriter};
 

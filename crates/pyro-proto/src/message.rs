@@ -132,6 +132,47 @@ pub enum Request {
         /// How many bytes to send.
         bytes: u64,
     },
+    /// List `path` (a directory's children, or all descendants when
+    /// `recursive`; a file or symlink lists itself), never following a
+    /// symlink. Answered with `Entries` frames, the last with `more: false`.
+    ListFiles {
+        /// Absolute guest path under the workspace root.
+        path: String,
+        /// Descend into subdirectories.
+        recursive: bool,
+    },
+    /// Read up to `max_bytes` of a regular file: answered `FileHead`, then
+    /// `Data` frames and an empty `Data` frame.
+    ReadFile {
+        /// Absolute guest path under the workspace root.
+        path: String,
+        /// Send at most this many bytes.
+        max_bytes: u64,
+    },
+    /// Replace (or create) a regular file atomically with the `Data` frames
+    /// that follow (ended by an empty one): written beside it, then renamed
+    /// over it. An existing file keeps its mode and owner; a new one gets
+    /// `new_file_mode`. Missing parents are created. Answered `Written`.
+    WriteFile {
+        /// Absolute guest path under the workspace root.
+        path: String,
+        /// Mode of a file that did not exist.
+        new_file_mode: u32,
+    },
+    /// Apply the unified diff in the `Data` frames that follow to files
+    /// under `root`, all or nothing. Answered `Patched`.
+    ApplyPatch {
+        /// Directory the patch's paths are relative to.
+        root: String,
+    },
+    /// Send `path` as a tar stream: answered `ArchiveHead`, then `Data`
+    /// frames, an empty `Data` frame and `Archived`. A directory's
+    /// contents are archived relative to it; a file or symlink is one
+    /// entry named after it. Symlinks are archived, never followed.
+    Archive {
+        /// Absolute guest path under the workspace root.
+        path: String,
+    },
 }
 
 /// The `op` of every [`Request`] this build knows. A request frame with any
@@ -145,6 +186,11 @@ const KNOWN_OPS: &[&str] = &[
     "extract",
     "raw_echo",
     "raw_source",
+    "list_files",
+    "read_file",
+    "write_file",
+    "apply_patch",
+    "archive",
 ];
 
 impl Request {
@@ -159,6 +205,11 @@ impl Request {
             Request::Extract { .. } => "extract",
             Request::RawEcho => "raw_echo",
             Request::RawSource { .. } => "raw_source",
+            Request::ListFiles { .. } => "list_files",
+            Request::ReadFile { .. } => "read_file",
+            Request::WriteFile { .. } => "write_file",
+            Request::ApplyPatch { .. } => "apply_patch",
+            Request::Archive { .. } => "archive",
         }
     }
 
@@ -172,6 +223,11 @@ impl Request {
             Request::KillGroup => features::KILL_GROUP,
             Request::Extract { .. } => features::EXTRACT,
             Request::RawEcho | Request::RawSource { .. } => features::RAW_BENCH,
+            Request::ListFiles { .. } | Request::ReadFile { .. } | Request::WriteFile { .. } => {
+                features::FILES
+            }
+            Request::ApplyPatch { .. } => features::PATCH,
+            Request::Archive { .. } => features::ARCHIVE,
         }
     }
 
@@ -190,6 +246,11 @@ impl Request {
             Request::KillGroup => &[features::KILL_GROUP],
             Request::Extract { .. } => &[features::EXTRACT],
             Request::RawEcho | Request::RawSource { .. } => &[features::RAW_BENCH],
+            Request::ListFiles { .. } | Request::ReadFile { .. } | Request::WriteFile { .. } => {
+                &[features::FILES]
+            }
+            Request::ApplyPatch { .. } => &[features::PATCH],
+            Request::Archive { .. } => &[features::ARCHIVE],
         }
     }
 
@@ -234,6 +295,95 @@ pub enum Response {
         /// File bytes written.
         bytes_written: u64,
     },
+    /// A batch of a `ListFiles` answer.
+    Entries {
+        /// Entries, sorted by path within the whole answer.
+        entries: Vec<FileEntry>,
+        /// Whether more batches follow.
+        more: bool,
+    },
+    /// Start of a `ReadFile` answer: the file's full size (what follows
+    /// may be less).
+    FileHead {
+        /// Size of the file.
+        size_bytes: u64,
+    },
+    /// Answer to `WriteFile`.
+    Written {
+        /// Bytes in the file now.
+        bytes_written: u64,
+        /// Its mode (permission bits).
+        mode: u32,
+    },
+    /// Answer to `ApplyPatch`: what changed, sorted by path.
+    Patched {
+        /// One per file of the patch.
+        files: Vec<PatchedFile>,
+    },
+    /// Start of an `Archive` answer: what `path` is.
+    ArchiveHead {
+        /// Its kind.
+        kind: FileKind,
+    },
+    /// End of an `Archive` answer.
+    Archived {
+        /// Entries archived.
+        entry_count: u64,
+        /// File bytes archived.
+        bytes: u64,
+    },
+}
+
+/// What a path is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileKind {
+    /// A regular file.
+    File,
+    /// A directory.
+    Directory,
+    /// A symbolic link (never followed).
+    Symlink,
+    /// Anything else (device, FIFO, socket).
+    #[serde(other)]
+    Other,
+}
+
+/// One entry of a `ListFiles` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// Absolute guest path.
+    pub path: String,
+    /// What it is.
+    pub kind: FileKind,
+    /// Size in bytes (a symlink's is its target's length).
+    pub size_bytes: u64,
+    /// Permission bits.
+    pub mode: u32,
+    /// A symlink's target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_target: Option<String>,
+}
+
+/// How `ApplyPatch` changed one file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PatchStatus {
+    /// Created.
+    Added,
+    /// Changed.
+    Modified,
+    /// Removed.
+    Deleted,
+}
+
+/// One file changed by `ApplyPatch`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PatchedFile {
+    /// Absolute guest path.
+    pub path: String,
+    /// What happened to it.
+    pub status: PatchStatus,
 }
 
 /// How an executed command ended.
@@ -262,6 +412,8 @@ pub enum ErrorCode {
     Unsupported,
     /// The request was malformed or invalid.
     BadRequest,
+    /// A path the request names does not exist.
+    NotFound,
     /// The program could not be started.
     SpawnFailed,
     /// Anything else that went wrong inside the agent.
@@ -554,6 +706,24 @@ mod tests {
             Request::Extract { dest: "/w".into() },
             Request::RawEcho,
             Request::RawSource { bytes: 1 },
+            Request::ListFiles {
+                path: "/workspace".into(),
+                recursive: true,
+            },
+            Request::ReadFile {
+                path: "/workspace/a".into(),
+                max_bytes: 9,
+            },
+            Request::WriteFile {
+                path: "/workspace/a".into(),
+                new_file_mode: 0o644,
+            },
+            Request::ApplyPatch {
+                root: "/workspace".into(),
+            },
+            Request::Archive {
+                path: "/workspace".into(),
+            },
         ];
         for r in &all {
             match r {
@@ -564,7 +734,12 @@ mod tests {
                 | Request::KillGroup
                 | Request::Extract { .. }
                 | Request::RawEcho
-                | Request::RawSource { .. } => {}
+                | Request::RawSource { .. }
+                | Request::ListFiles { .. }
+                | Request::ReadFile { .. }
+                | Request::WriteFile { .. }
+                | Request::ApplyPatch { .. }
+                | Request::Archive { .. } => {}
             }
         }
         all
@@ -579,7 +754,15 @@ mod tests {
             assert_eq!(v["op"], r.op());
             assert!(KNOWN_OPS.contains(&r.op()), "{}", r.op());
             assert!(features::ALL.contains(&r.feature()), "{}", r.feature());
-            assert!(features::BASE.contains(&r.feature()), "{}", r.feature());
+            // Operations added after the first agents shipped are outside
+            // the base set, so the host checks for them.
+            let late = [features::FILES, features::PATCH, features::ARCHIVE];
+            assert_eq!(
+                features::BASE.contains(&r.feature()),
+                !late.contains(&r.feature()),
+                "{}",
+                r.feature()
+            );
             assert_eq!(r.required_features()[0], r.feature());
             assert_eq!(roundtrip(&Message::Request(r.clone())), Message::Request(r));
         }

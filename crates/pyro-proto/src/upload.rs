@@ -66,6 +66,7 @@ pub struct DataReader<'a, S: Read + Write> {
     chunk: Vec<u8>,
     pos: usize,
     done: bool,
+    remote: Option<crate::RemoteError>,
 }
 
 impl<'a, S: Read + Write> DataReader<'a, S> {
@@ -76,7 +77,19 @@ impl<'a, S: Read + Write> DataReader<'a, S> {
             chunk: Vec::new(),
             pos: 0,
             done: false,
+            remote: None,
         }
+    }
+
+    /// The peer's `Error`, when it ended the stream with one instead of
+    /// the empty `Data` frame (reads then fail).
+    pub fn take_remote_error(&mut self) -> Option<crate::RemoteError> {
+        self.remote.take()
+    }
+
+    /// Whether the stream ended properly (its empty `Data` frame arrived).
+    pub fn finished(&self) -> bool {
+        self.done
     }
 
     /// Consumes the rest of the upload (e.g. after an early error), so the
@@ -99,6 +112,11 @@ impl<S: Read + Write> Read for DataReader<'_, S> {
                 Ok(Message::Data(b)) => {
                     self.chunk = b;
                     self.pos = 0;
+                }
+                Ok(Message::Error(e)) => {
+                    let err = io::Error::other(e.message.clone());
+                    self.remote = Some(e);
+                    return Err(err);
                 }
                 Ok(other) => {
                     return Err(io::Error::new(

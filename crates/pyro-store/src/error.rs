@@ -11,6 +11,14 @@ pub enum StoreError {
         /// The id or name asked for.
         what: String,
     },
+    /// The workspace has no snapshot of that name.
+    #[error("snapshot '{name}' does not exist in workspace '{workspace}'")]
+    SnapshotNotFound {
+        /// The workspace id.
+        workspace: String,
+        /// The snapshot asked for.
+        name: String,
+    },
     /// The name is taken.
     #[error("a workspace named '{name}' already exists; choose another name or delete it first")]
     DuplicateName {

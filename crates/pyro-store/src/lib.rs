@@ -80,6 +80,7 @@ mod error;
 mod query;
 mod record;
 mod schema;
+mod snapshots;
 mod store;
 mod validate;
 
@@ -89,6 +90,7 @@ pub use record::{
     CommandEntry, LastCommand, NameChange, NewWorkspace, WorkspaceRecord, WorkspaceState,
     WorkspaceSummary,
 };
+pub use snapshots::{validate_snapshot_name, SnapshotKind, SnapshotRow, BASELINE};
 pub use store::Store;
 pub use store::BUSY_TIMEOUT;
 pub use validate::{

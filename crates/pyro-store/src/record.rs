@@ -132,6 +132,10 @@ pub struct WorkspaceRecord {
     pub runtime: serde_json::Value,
     /// What /workspace was seeded from.
     pub seed: serde_json::Value,
+    /// Resets so far.
+    pub reset_count: u64,
+    /// When the last reset happened.
+    pub last_reset_at: Option<f64>,
 }
 
 /// Inputs of an insert.

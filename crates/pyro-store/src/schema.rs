@@ -43,4 +43,16 @@ pub const MIGRATIONS: &[&str] = &[
         recorded_at REAL NOT NULL,
         PRIMARY KEY (workspace_id, sequence)
     );",
+    // 2: resets and snapshots.
+    "ALTER TABLE workspaces ADD COLUMN reset_count INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE workspaces ADD COLUMN last_reset_at REAL;
+    CREATE TABLE snapshots (
+        workspace_id TEXT NOT NULL REFERENCES workspaces(workspace_id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('baseline','named')),
+        created_at REAL NOT NULL,
+        entry_count INTEGER NOT NULL,
+        bytes_written INTEGER NOT NULL,
+        PRIMARY KEY (workspace_id, name)
+    );",
 ];

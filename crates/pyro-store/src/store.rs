@@ -42,7 +42,7 @@ fn record_select() -> String {
         "SELECT w.workspace_id, w.name, w.environment, w.environment_version, w.state, \
          w.vcpu_count, w.mem_mib, w.ttl_seconds, w.network_policy, w.created_at, \
          w.last_activity_at, w.command_count, w.last_command, w.last_error, w.runtime, w.seed, \
-         {LABELS_COL} FROM workspaces w"
+         {LABELS_COL}, w.reset_count, w.last_reset_at FROM workspaces w"
     )
 }
 
@@ -95,6 +95,8 @@ fn record_from_row(row: &Row<'_>) -> rusqlite::Result<WorkspaceRecord> {
         last_error: row.get(13)?,
         runtime: json_col(row, 14)?,
         seed: json_col(row, 15)?,
+        reset_count: u64_col(row, 17)?,
+        last_reset_at: row.get(18)?,
     })
 }
 
@@ -202,7 +204,7 @@ fn driving_filter(conn: &Connection, query: &ListQuery) -> Result<Option<usize>>
     Ok(best.filter(|&(_, n)| n < DRIVE_BELOW).map(|(i, _)| i))
 }
 
-fn not_found(id: &str) -> StoreError {
+pub(crate) fn not_found(id: &str) -> StoreError {
     StoreError::NotFound {
         what: id.to_string(),
     }
@@ -304,13 +306,13 @@ impl Store {
         })
     }
 
-    fn conn(&self) -> MutexGuard<'_, Connection> {
+    pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Runs `f` in one `BEGIN IMMEDIATE` transaction and commits if it
     /// succeeds; any error rolls everything back.
-    fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+    pub(crate) fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let value = f(&tx)?;

@@ -718,10 +718,10 @@ fn schema_is_versioned_and_reopening_is_idempotent() {
     let path = db(dir.path());
     let s = Store::open(&path).unwrap();
     s.insert(&new(A, Some("kept"), &[("k", "v")]), 1.0).unwrap();
-    assert_eq!(s.schema_version().unwrap(), 1);
+    assert_eq!(s.schema_version().unwrap(), 2);
     drop(s);
     let s = Store::open(&path).unwrap();
-    assert_eq!(s.schema_version().unwrap(), 1);
+    assert_eq!(s.schema_version().unwrap(), 2);
     let r = s.resolve("kept").unwrap();
     assert_eq!(
         (r.workspace_id.as_str(), r.labels),
@@ -732,7 +732,7 @@ fn schema_is_versioned_and_reopening_is_idempotent() {
     let version: i64 = raw
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 1);
+    assert_eq!(version, 2);
     let mode: String = raw
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();
@@ -752,7 +752,7 @@ fn a_newer_schema_is_refused_clearly() {
         err,
         StoreError::SchemaTooNew {
             found: 99,
-            known: 1
+            known: 2
         }
     ));
     assert!(err.to_string().contains("upgrade pyro"), "{err}");
@@ -1093,4 +1093,48 @@ fn the_database_files_are_private() {
         assert_eq!(mode(p), 0o600, "{}", p.display());
     }
     assert_eq!(s.resolve("x").unwrap().workspace_id, A);
+}
+
+/// A database written by a pyro that knew only schema 1 opens with its
+/// workspaces intact and gains resets and snapshots.
+#[test]
+fn schema_1_databases_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db(dir.path());
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE workspaces (
+                workspace_id TEXT PRIMARY KEY, name TEXT UNIQUE, environment TEXT NOT NULL,
+                environment_version TEXT NOT NULL,
+                state TEXT NOT NULL CHECK (state IN ('creating','started','stopped','failed')),
+                vcpu_count INTEGER NOT NULL, mem_mib INTEGER NOT NULL, ttl_seconds INTEGER,
+                network_policy TEXT NOT NULL, created_at REAL NOT NULL,
+                last_activity_at REAL NOT NULL, command_count INTEGER NOT NULL DEFAULT 0,
+                last_command TEXT, last_error TEXT, runtime TEXT NOT NULL DEFAULT '{}',
+                seed TEXT NOT NULL DEFAULT '{}');
+             CREATE INDEX workspaces_by_activity ON workspaces
+                (last_activity_at DESC, created_at DESC, workspace_id);
+             CREATE TABLE labels (workspace_id TEXT NOT NULL REFERENCES workspaces(workspace_id)
+                ON DELETE CASCADE, key TEXT NOT NULL, value TEXT NOT NULL,
+                PRIMARY KEY (workspace_id, key));
+             CREATE INDEX labels_by_key_value ON labels (key, value);
+             CREATE TABLE commands (workspace_id TEXT NOT NULL REFERENCES
+                workspaces(workspace_id) ON DELETE CASCADE, sequence INTEGER NOT NULL,
+                command TEXT NOT NULL, cwd TEXT NOT NULL, exit_code INTEGER NOT NULL,
+                duration_ms INTEGER NOT NULL, stdout TEXT NOT NULL, stderr TEXT NOT NULL,
+                recorded_at REAL NOT NULL, PRIMARY KEY (workspace_id, sequence));
+             INSERT INTO workspaces (workspace_id, name, environment, environment_version,
+                state, vcpu_count, mem_mib, network_policy, created_at, last_activity_at)
+                VALUES ('0123456789ab', 'old', 'debian:12', '1', 'stopped', 1, 512, 'off',
+                1.0, 2.0);
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+    }
+    let s = Store::open(&path).unwrap();
+    assert_eq!(s.schema_version().unwrap(), 2);
+    let r = s.resolve("old").unwrap();
+    assert_eq!((r.reset_count, r.last_reset_at), (0, None));
+    assert!(s.snapshots("0123456789ab").unwrap().is_empty());
 }

@@ -14,6 +14,7 @@
 pub mod agent;
 mod backend;
 mod error;
+mod files;
 pub mod live;
 pub mod probe;
 pub mod process;
@@ -25,6 +26,7 @@ pub mod vsock;
 pub use agent::{ExecOutcome, OutputSink};
 pub use backend::{Backend, BackendKind};
 pub use error::VmmError;
+pub use files::ArchiveCounts;
 pub use qemu::{Accel, DiskMode, Lifetime, Qemu, VmSpec};
 pub use tools::HostTools;
 pub use vm::{Vm, VmHandle, VmStatus};

@@ -465,15 +465,30 @@ impl VmHandle {
 
     /// Opens a fresh, handshaken connection to the agent.
     pub fn connect(&self) -> Result<Connection<UnixStream>, VmmError> {
+        self.connect_with_hello().map(|(conn, _)| conn)
+    }
+
+    /// [`VmHandle::connect`], also returning the agent's `Hello` (its
+    /// features).
+    pub fn connect_with_hello(
+        &self,
+    ) -> Result<(Connection<UnixStream>, pyro_proto::Hello), VmmError> {
         if !self.alive() {
             return Err(self.lost(String::new()));
         }
         let stream = vsock::connect(&self.files().vsock, AGENT_PORT)
             .map_err(|e| self.lost(e.to_string()))?;
         let mut conn = Connection::new(stream);
-        conn.client_handshake(crate::PEER)
+        let hello = conn
+            .client_handshake(crate::PEER)
             .map_err(|e| VmmError::Agent(e.to_string()))?;
-        Ok(conn)
+        Ok((conn, hello))
+    }
+
+    /// The error for a connection that broke: the guest's fate if it is
+    /// gone, else the detail.
+    pub(crate) fn lost_agent(&self, detail: String) -> VmmError {
+        self.lost(detail)
     }
 
     /// Runs a command, streaming output into `sink`. An agent without

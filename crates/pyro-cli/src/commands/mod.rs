@@ -1,6 +1,7 @@
 //! One module per top-level command: flags → params, call the Manager,
 //! render the result.
 
+pub mod contents;
 pub mod demo;
 pub mod doctor;
 pub mod env;

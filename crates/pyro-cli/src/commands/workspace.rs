@@ -74,7 +74,7 @@ fn labels_text(labels: &BTreeMap<String, String>, sep: &str) -> String {
         .join(sep)
 }
 
-fn summary(p: Printer, heading: &str, w: &WorkspaceInfo) {
+pub(crate) fn summary(p: Printer, heading: &str, w: &WorkspaceInfo) {
     p.line(&format!("{heading}: {}", w.workspace_id));
     if let Some(n) = &w.name {
         p.line(&format!("Name: {n}"));
@@ -111,6 +111,10 @@ fn summary(p: Printer, heading: &str, w: &WorkspaceInfo) {
         w.vcpu_count, w.mem_mib
     ));
     p.line(&format!("Command count: {}", w.command_count));
+    p.line(&format!("Reset count: {}", w.reset_count));
+    if let Some(t) = w.last_reset_at {
+        p.line(&format!("Last reset at: {t} ({})", local_time(t)));
+    }
     p.line(&format!(
         "Services: {}/{} running",
         w.running_service_count, w.service_count

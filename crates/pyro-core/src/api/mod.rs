@@ -13,10 +13,12 @@
 //! JSON params, which is all a generic adapter needs. `pyro schema` prints
 //! [`schema_document`].
 
+mod contents;
 mod env;
 mod run;
 mod workspace;
 
+pub use contents::*;
 pub use env::*;
 pub use run::*;
 pub use workspace::*;
@@ -276,6 +278,34 @@ operations! {
         summary: "Boot a stopped workspace again on the same disk." }
     WorkspaceDeleteOp { name: "workspace_delete", cli: "workspace delete", params: WorkspaceRef, output: DeleteResult, method: workspace_delete,
         summary: "Delete a workspace, its guest and its disk." }
+    WorkspaceSyncPushOp { name: "workspace_sync_push", cli: "workspace sync push", params: WorkspaceSyncPushParams, output: WorkspaceSyncResult, method: workspace_sync_push,
+        summary: "Copy a host directory or .tar/.tar.gz/.tgz archive into a started workspace (overwrites files, deletes nothing)." }
+    WorkspaceFileListOp { name: "workspace_file_list", cli: "workspace file list", params: WorkspaceFileListParams, output: WorkspaceFileList, method: workspace_file_list,
+        summary: "List a directory (or everything below it) in a started workspace; symlinks are shown, never followed." }
+    WorkspaceFileReadOp { name: "workspace_file_read", cli: "workspace file read", params: WorkspaceFileReadParams, output: WorkspaceFileRead, method: workspace_file_read,
+        summary: "Read up to max_bytes of a file in a started workspace; text as is, binary as base64." }
+    WorkspaceFileWriteOp { name: "workspace_file_write", cli: "workspace file write", params: WorkspaceFileWriteParams, output: WorkspaceFileWrite, method: workspace_file_write,
+        summary: "Replace or create a text file in a started workspace, atomically, keeping its mode." }
+    WorkspacePatchApplyOp { name: "workspace_patch_apply", cli: "workspace patch apply", params: WorkspacePatchApplyParams, output: WorkspacePatchResult, method: workspace_patch_apply,
+        summary: "Apply a unified diff to files under /workspace, all or nothing." }
+    WorkspaceDiffOp { name: "workspace_diff", cli: "workspace diff", params: WorkspaceRef, output: WorkspaceDiff, method: workspace_diff,
+        summary: "Compare /workspace with its create-time baseline: counts, changed paths and a unified patch of text files." }
+    WorkspaceExportOp { name: "workspace_export", cli: "workspace export", params: WorkspaceExportParams, output: WorkspaceExport, method: workspace_export,
+        summary: "Copy a file or directory out of a started workspace to a new host path." }
+    SnapshotCreateOp { name: "snapshot_create", cli: "workspace snapshot create", params: SnapshotParams, output: SnapshotInfo, method: snapshot_create,
+        summary: "Capture /workspace of a started workspace as a named snapshot to reset to later." }
+    SnapshotListOp { name: "snapshot_list", cli: "workspace snapshot list", params: WorkspaceRef, output: SnapshotList, method: snapshot_list,
+        summary: "List a workspace's snapshots: the create-time baseline first, then named ones newest first." }
+    SnapshotDeleteOp { name: "snapshot_delete", cli: "workspace snapshot delete", params: SnapshotParams, output: SnapshotDeleted, method: snapshot_delete,
+        summary: "Delete a named snapshot (the baseline cannot be deleted)." }
+    WorkspaceResetOp { name: "workspace_reset", cli: "workspace reset", params: WorkspaceResetParams, output: WorkspaceResetResult, method: workspace_reset,
+        summary: "Replace the workspace's guest with a fresh one and restore /workspace from a snapshot (baseline by default); erases the command history." }
+    WorkspaceDiskListOp { name: "workspace_disk_list", cli: "workspace disk list", params: WorkspaceFileListParams, output: WorkspaceFileList, method: workspace_disk_list,
+        summary: "List a path on a stopped workspace's disk, read on the host without booting it." }
+    WorkspaceDiskReadOp { name: "workspace_disk_read", cli: "workspace disk read", params: WorkspaceFileReadParams, output: WorkspaceFileRead, method: workspace_disk_read,
+        summary: "Read up to max_bytes of a file on a stopped workspace's disk, without booting it." }
+    WorkspaceDiskExportOp { name: "workspace_disk_export", cli: "workspace disk export", params: WorkspaceDiskExportParams, output: WorkspaceDiskExport, method: workspace_disk_export,
+        summary: "Write a stopped workspace's disk as a standalone raw ext4 image on the host." }
     WorkspaceGcOp { name: "workspace_gc", cli: "workspace gc", params: NoParams, output: GcResult, method: workspace_gc,
         summary: "Reconcile records with the processes on the host: mark dead guests stopped, kill guests no record owns, remove orphaned files." }
 }

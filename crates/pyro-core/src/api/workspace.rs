@@ -302,6 +302,10 @@ pub struct WorkspaceInfo {
     pub last_error: Option<String>,
     /// What /workspace was seeded from.
     pub workspace_seed: WorkspaceSeed,
+    /// Resets so far.
+    pub reset_count: u64,
+    /// When the last reset happened (Unix seconds).
+    pub last_reset_at: Option<f64>,
 }
 
 /// One row of `workspace_list`.

@@ -4,9 +4,10 @@
 use std::path::PathBuf;
 
 use pyro_archive::Seed;
-use pyro_store::{NewWorkspace, WorkspaceState};
+use pyro_store::{NewWorkspace, SnapshotKind, SnapshotRow, WorkspaceState, BASELINE};
 use pyro_vmm::{Accel, DiskMode, Lifetime, VmHandle};
 
+use super::snapshots::{SnapshotFile, Tee, EMPTY_TAR};
 use super::{info, Runtime, TTL_RANGE};
 use crate::accel::AccelChoice;
 use crate::api::{
@@ -120,17 +121,44 @@ impl Manager {
             },
             progress,
             &mut |vm, progress| {
-                if let Some((seed, _)) = &seed {
-                    progress.event(Event::Phase {
-                        phase: Phase::Seed,
-                        id: &id,
-                        environment: &p.environment,
-                    });
-                    let mut write = |w: &mut dyn std::io::Write| {
-                        seed.write_tar(w).map_err(std::io::Error::other)
-                    };
-                    vm.extract(defaults::WORKSPACE_PATH, &mut write)?;
-                }
+                // The baseline is the seed exactly as the guest received it.
+                let mut baseline = SnapshotFile::create(self.snapshot_file(&id, BASELINE))?;
+                let (entry_count, bytes_written) = match &seed {
+                    Some((seed, _)) => {
+                        progress.event(Event::Phase {
+                            phase: Phase::Seed,
+                            id: &id,
+                            environment: &p.environment,
+                        });
+                        let mut write = |w: &mut dyn std::io::Write| {
+                            let mut tee = Tee {
+                                a: w,
+                                b: &mut baseline.file,
+                            };
+                            seed.write_tar(&mut tee).map_err(std::io::Error::other)
+                        };
+                        vm.extract(defaults::WORKSPACE_PATH, &mut write)?
+                    }
+                    None => {
+                        use std::io::Write as _;
+                        baseline
+                            .file
+                            .write_all(&EMPTY_TAR)
+                            .map_err(Error::io("writing the baseline".to_string()))?;
+                        (0, 0)
+                    }
+                };
+                baseline.keep()?;
+                store.insert_snapshot(
+                    &id,
+                    &SnapshotRow {
+                        name: BASELINE.into(),
+                        kind: SnapshotKind::Baseline,
+                        created_at: crate::now(),
+                        entry_count,
+                        bytes_written,
+                    },
+                )?;
                 Ok(())
             },
         );
@@ -142,7 +170,7 @@ impl Manager {
     /// guest as soon as it is spawned, still owned by this process, then
     /// runs `ready` (seeding) and records it started. On failure the guest
     /// is killed and the record gets `state_on_failure` with the reason.
-    fn boot_workspace(
+    pub(super) fn boot_workspace(
         &self,
         b: WorkspaceBoot<'_>,
         progress: &mut dyn Progress,
@@ -344,16 +372,16 @@ impl Manager {
 }
 
 /// What [`Manager::boot_workspace`] boots.
-struct WorkspaceBoot<'a> {
-    id: &'a str,
-    environment: &'a str,
-    env: &'a pyro_env::InstalledEnv,
-    accel: AccelChoice,
-    vcpus: u32,
-    mem_mib: u32,
-    disk: DiskMode,
-    state_while_booting: WorkspaceState,
-    state_on_failure: WorkspaceState,
+pub(super) struct WorkspaceBoot<'a> {
+    pub(super) id: &'a str,
+    pub(super) environment: &'a str,
+    pub(super) env: &'a pyro_env::InstalledEnv,
+    pub(super) accel: AccelChoice,
+    pub(super) vcpus: u32,
+    pub(super) mem_mib: u32,
+    pub(super) disk: DiskMode,
+    pub(super) state_while_booting: WorkspaceState,
+    pub(super) state_on_failure: WorkspaceState,
 }
 
 /// Kills the VMM and sidecar processes whose command lines name `dir`.

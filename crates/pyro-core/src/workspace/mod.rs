@@ -29,11 +29,19 @@
 //! - [`exec`]: commands and their history.
 //! - [`query`]: list, status, update, logs.
 //! - [`reconcile`]: observed state, idle stop, gc.
+//! - [`files`]: sync push, file list/read/write, patch, export.
+//! - [`diff`]: /workspace against the create-time baseline.
+//! - [`snapshots`]: snapshots of /workspace, and reset.
+//! - [`disk`]: a stopped workspace's disk, read on the host.
 
+mod diff;
+mod disk;
 mod exec;
+mod files;
 mod lifecycle;
 mod query;
 mod reconcile;
+mod snapshots;
 
 use std::path::PathBuf;
 
@@ -117,6 +125,8 @@ pub(crate) fn info(r: &WorkspaceRecord) -> WorkspaceInfo {
         running_service_count: 0,
         last_error: r.last_error.clone(),
         workspace_seed: seed_of(r),
+        reset_count: r.reset_count,
+        last_reset_at: r.last_reset_at,
     }
 }
 
