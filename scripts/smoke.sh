@@ -58,6 +58,50 @@ step "delete all"
 for n in alpha beta2 gamma; do "$PYRO" workspace delete "$n"; done
 [ "$("$PYRO" workspace list --json | json "d['count']")" = "0" ] || fail "workspaces left"
 
+step "editing loop: the first-run transcript's section 5 (all but service start)"
+work=$(mktemp -d "$STATE/loop.XXXXXX")
+mkdir -p "$work/repo/src" "$work/changes"
+printf 'print("hello")\n' > "$work/repo/src/app.py"
+printf 'first line\n' > "$work/changes/note.txt"
+cat > "$work/fix.patch" <<'PATCH'
+--- a/note.txt
++++ b/note.txt
+@@ -1 +1,2 @@
+ first line
++patched line
+PATCH
+(
+  cd "$work"
+  "$PYRO" workspace create debian:12 --seed-path ./repo --name repro-fix --label issue=123 --json | tee "$work/ws.json" >/dev/null
+  WORKSPACE_ID="$(python3 -c 'import json,sys; print(json.load(sys.stdin)["workspace_id"])' < "$work/ws.json")"
+  "$PYRO" workspace list
+  "$PYRO" workspace update "$WORKSPACE_ID" --label owner=codex
+  "$PYRO" workspace sync push "$WORKSPACE_ID" ./changes
+  "$PYRO" workspace file read "$WORKSPACE_ID" note.txt
+  "$PYRO" workspace file write "$WORKSPACE_ID" src/app.py --text 'print("hi")'
+  "$PYRO" workspace patch apply "$WORKSPACE_ID" --patch "$(cat fix.patch)"
+  [ "$("$PYRO" workspace exec "$WORKSPACE_ID" -- cat note.txt 2>/dev/null)" = "$(printf 'first line\npatched line')" ] || fail "patch not applied"
+  "$PYRO" workspace diff "$WORKSPACE_ID"
+  "$PYRO" workspace diff "$WORKSPACE_ID" --json | json "(d['summary']['added'], d['summary']['modified'])" | grep -qx "(1, 1)" || fail "diff counts"
+  "$PYRO" workspace snapshot create "$WORKSPACE_ID" checkpoint
+  # Break things, then go back to the checkpoint.
+  "$PYRO" workspace exec "$WORKSPACE_ID" -- sh -c 'rm -f note.txt && echo broken > src/app.py' 2>/dev/null
+  "$PYRO" workspace reset "$WORKSPACE_ID" --snapshot checkpoint
+  "$PYRO" workspace status "$WORKSPACE_ID" --json | json "(d['reset_count'], d['command_count'])" | grep -qx "(1, 0)" || fail "reset counters"
+  "$PYRO" workspace export "$WORKSPACE_ID" note.txt --output ./note.txt
+  [ "$(cat note.txt)" = "$(printf 'first line\npatched line')" ] || fail "export after reset"
+  "$PYRO" workspace stop "$WORKSPACE_ID"
+  "$PYRO" workspace disk list "$WORKSPACE_ID"
+  "$PYRO" workspace disk read "$WORKSPACE_ID" note.txt
+  "$PYRO" workspace disk read "$WORKSPACE_ID" src/app.py --content-only | grep -qx 'print("hi")' || fail "disk read"
+  "$PYRO" workspace disk export "$WORKSPACE_ID" --output ./workspace.ext4
+  [ -s ./workspace.ext4 ] || fail "disk export"
+  "$PYRO" workspace start "$WORKSPACE_ID"
+  [ "$("$PYRO" workspace file read "$WORKSPACE_ID" note.txt --content-only)" = "$(printf 'first line\npatched line')" ] || fail "files lost across stop/disk/start"
+  "$PYRO" workspace delete "$WORKSPACE_ID"
+) || fail "editing loop"
+rm -rf "$work"
+
 step "no VM process left"
 left=$(python3 - "$STATE" <<'PY'
 import os, sys

@@ -111,7 +111,10 @@ mod tests {
         assert!(f.supports(features::EXEC));
         assert_eq!(f.disabled(), [features::EXTRACT]);
         assert_eq!(
-            f.missing(&Request::Extract { dest: "/".into() }),
+            f.missing(&Request::Extract {
+                dest: "/".into(),
+                any_link_targets: false
+            }),
             Some(features::EXTRACT)
         );
         assert_eq!(f.missing(&Request::Ping), None);

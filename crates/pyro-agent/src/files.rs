@@ -307,6 +307,12 @@ impl Staged {
         fs::rename(&self.tmp, &self.dest.local)
             .map_err(|e| internal("replacing", &self.dest.shown, e))?;
         self.done = true;
+        // The rename is durable once its directory is synced.
+        if let Some(dir) = self.dest.local.parent() {
+            if let Ok(d) = File::open(dir) {
+                let _ = d.sync_all();
+            }
+        }
         Ok(())
     }
 }
@@ -330,6 +336,24 @@ pub fn write(path: &str, data: &mut dyn Read, new_mode: u32) -> Result<(u64, u32
     let (staged, written, mode) = stage(t, data, new_mode)?;
     staged.commit()?;
     Ok((written, mode))
+}
+
+/// Where an upload to `dest` is unpacked: a workspace path is checked like
+/// any other (no symlink at or above it; it may not exist yet), and mapped
+/// onto the workspace root; anything else (absolute, outside the
+/// workspace) is used as is.
+pub fn extract_dest(dest: &str) -> Result<PathBuf, RemoteError> {
+    if paths::relative(dest).is_none() {
+        return Ok(PathBuf::from(dest));
+    }
+    let t = target(dest)?;
+    match fs::symlink_metadata(&t.local) {
+        Ok(m) if m.file_type().is_symlink() => Err(bad(format!(
+            "{dest} is a symlink; uploads never write through symlinks"
+        ))),
+        Ok(m) if !m.is_dir() => Err(bad(format!("{dest} exists and is not a directory"))),
+        _ => Ok(t.local),
+    }
 }
 
 /// What `path` is, for an archive's head.

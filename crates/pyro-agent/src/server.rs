@@ -191,9 +191,27 @@ fn serve_one<S: Stream>(stream: S, features: &Features) -> Result<(), ProtoError
                 exec::handle(req, writer, None, &|_| {}, &|| {})?;
             }
         }
-        Request::Extract { dest } => {
+        Request::Extract {
+            dest,
+            any_link_targets,
+        } => {
             let mut reader = pyro_proto::DataReader::new(&mut conn);
-            let result = pyro_archive::unpack(&mut reader, std::path::Path::new(&dest));
+            // A destination in the workspace is reached without following
+            // symlinks, like every other file operation.
+            let local = match files::extract_dest(&dest) {
+                Ok(local) => local,
+                Err(e) => {
+                    let _ = reader.drain();
+                    conn.send(&Message::Error(e))?;
+                    return Ok(());
+                }
+            };
+            let links = if any_link_targets {
+                pyro_archive::LinkTargets::Any
+            } else {
+                pyro_archive::LinkTargets::Contained
+            };
+            let result = pyro_archive::unpack_with(&mut reader, &local, links);
             // Read the rest of the upload so the answer is not lost in it.
             let drained = reader.drain();
             let answer = match (result, drained) {

@@ -179,6 +179,7 @@ fn upload(agent: &Agent, dest: &std::path::Path, tar: &[u8]) -> Message {
     let mut conn = agent.connect();
     conn.send(&Message::Request(Request::Extract {
         dest: dest.to_string_lossy().into_owned(),
+        any_link_targets: false,
     }))
     .unwrap();
     let mut w = pyro_proto::DataWriter::new(&mut conn);

@@ -133,6 +133,7 @@ fn disabled_features_are_refused_and_not_advertised() {
 
     conn.send(&Message::Request(Request::Extract {
         dest: "/tmp".into(),
+        any_link_targets: false,
     }))
     .unwrap();
     assert_unsupported(&mut conn, features::EXTRACT);

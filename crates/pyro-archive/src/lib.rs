@@ -199,7 +199,28 @@ fn check_name(name: &OsStr, shown: &str) -> Result<(), ArchiveError> {
     Ok(())
 }
 
+/// Which symlink targets an archive may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LinkTargets {
+    /// Relative and never climbing (`..`): seeds, uploads and exports.
+    #[default]
+    Contained,
+    /// Any target (still non-empty, no NUL, bounded): a guest restoring a
+    /// snapshot of its own /workspace, where links such as a venv's
+    /// `bin/python -> /usr/bin/python3` are ordinary. Unpacking still never
+    /// writes through a symlink, so a target is only ever stored.
+    Any,
+}
+
 fn check_link_target(target: &Path, shown: &str) -> Result<(), ArchiveError> {
+    check_link_target_with(target, shown, LinkTargets::Contained)
+}
+
+fn check_link_target_with(
+    target: &Path,
+    shown: &str,
+    links: LinkTargets,
+) -> Result<(), ArchiveError> {
     let bytes = target.as_os_str().as_bytes();
     if bytes.is_empty() {
         return Err(unsafe_entry(shown, "symlink without a target"));
@@ -222,7 +243,7 @@ fn check_link_target(target: &Path, shown: &str) -> Result<(), ArchiveError> {
     let contained = target
         .components()
         .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
-    if target.has_root() || !contained {
+    if links == LinkTargets::Contained && (target.has_root() || !contained) {
         return Err(unsafe_entry(
             shown,
             "symlink targets must be relative and stay inside the tree",
@@ -233,7 +254,10 @@ fn check_link_target(target: &Path, shown: &str) -> Result<(), ArchiveError> {
 
 /// The per-entry rules. `None` for entries that write nothing: metadata
 /// (PAX and GNU extension headers) and the archive root as a directory.
-fn inspect<R: Read>(entry: &tar::Entry<'_, R>) -> Result<Option<Checked>, ArchiveError> {
+fn inspect<R: Read>(
+    entry: &tar::Entry<'_, R>,
+    links: LinkTargets,
+) -> Result<Option<Checked>, ArchiveError> {
     use tar::EntryType as T;
     let header = entry.header();
     let kind = header.entry_type();
@@ -280,7 +304,7 @@ fn inspect<R: Read>(entry: &tar::Entry<'_, R>) -> Result<Option<Checked>, Archiv
             .link_name()
             .map_err(corrupt)?
             .ok_or_else(|| unsafe_entry(&shown, "symlink without a target"))?;
-        check_link_target(&target, &shown)?;
+        check_link_target_with(&target, &shown, links)?;
         Some(target.into_owned())
     } else {
         None
@@ -301,7 +325,7 @@ fn inspect<R: Read>(entry: &tar::Entry<'_, R>) -> Result<Option<Checked>, Archiv
 /// target). [`validate`] and [`unpack`] also check entries against each
 /// other (parents and type conflicts).
 pub fn check_entry<R: Read>(entry: &tar::Entry<'_, R>) -> Result<(), ArchiveError> {
-    inspect(entry).map(|_| ())
+    inspect(entry, LinkTargets::Contained).map(|_| ())
 }
 
 /// What the entries so far make of each path: explicit entries and the
@@ -381,7 +405,7 @@ pub fn validate<R: Read>(reader: R) -> Result<ArchiveStats, ArchiveError> {
     let mut stats = ArchiveStats::default();
     for entry in archive.entries().map_err(corrupt)? {
         let entry = entry.map_err(corrupt)?;
-        if let Some(e) = inspect(&entry)? {
+        if let Some(e) = inspect(&entry, LinkTargets::Contained)? {
             tree.admit(&e)?;
             stats.add(&e);
         }
@@ -399,6 +423,15 @@ pub fn validate<R: Read>(reader: R) -> Result<ArchiveStats, ArchiveError> {
 /// still receive its entries. Not atomic: a refusal midway leaves what was
 /// written so far.
 pub fn unpack<R: Read>(reader: R, dest: &Path) -> Result<ArchiveStats, ArchiveError> {
+    unpack_with(reader, dest, LinkTargets::Contained)
+}
+
+/// [`unpack`] with a choice of which symlink targets are accepted.
+pub fn unpack_with<R: Read>(
+    reader: R,
+    dest: &Path,
+    links: LinkTargets,
+) -> Result<ArchiveStats, ArchiveError> {
     std::fs::create_dir_all(dest).map_err(io_err("creating the destination"))?;
     let root = std::fs::OpenOptions::new()
         .read(true)
@@ -415,7 +448,7 @@ pub fn unpack<R: Read>(reader: R, dest: &Path) -> Result<ArchiveStats, ArchiveEr
     let mut stats = ArchiveStats::default();
     for entry in archive.entries().map_err(corrupt)? {
         let mut entry = entry.map_err(corrupt)?;
-        if let Some(e) = inspect(&entry)? {
+        if let Some(e) = inspect(&entry, links)? {
             tree.admit(&e)?;
             writer.write(&e, &mut entry)?;
             stats.add(&e);

@@ -867,3 +867,32 @@ fn seeds_are_classified() {
         .check()
         .is_err());
 }
+
+/// A guest restoring its own snapshot keeps absolute and climbing links
+/// (a venv's `bin/python -> /usr/bin/python3`), still never writing
+/// through them; the default policy refuses them.
+#[test]
+fn any_link_targets_are_stored_only_when_asked() {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, target) in [("py", "/usr/bin/python3"), ("up", "../..")] {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        h.set_mode(0o777);
+        b.append_link(&mut h, name, target).unwrap();
+    }
+    let tar = b.into_inner().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    assert!(unpack(tar.as_slice(), dir.path()).is_err());
+    let dir = tempfile::tempdir().unwrap();
+    let stats = unpack_with(tar.as_slice(), dir.path(), LinkTargets::Any).unwrap();
+    assert_eq!(stats.entry_count, 2);
+    assert_eq!(
+        std::fs::read_link(dir.path().join("py")).unwrap(),
+        std::path::Path::new("/usr/bin/python3")
+    );
+    assert_eq!(
+        std::fs::read_link(dir.path().join("up")).unwrap(),
+        std::path::Path::new("../..")
+    );
+}

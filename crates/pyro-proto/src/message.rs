@@ -122,6 +122,11 @@ pub enum Request {
     Extract {
         /// Directory to unpack into (created if missing).
         dest: String,
+        /// Accept any symlink target (absolute, `..`): the guest restoring
+        /// a snapshot of its own /workspace. Never set for host content.
+        /// Agents that predate it ignore it (and refuse such links).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        any_link_targets: bool,
     },
     /// Transport benchmark: after `Done` the agent echoes raw bytes (no
     /// framing) until the host closes.
@@ -703,7 +708,10 @@ mod tests {
                 stream: OutputStream::Stdout,
             },
             Request::KillGroup,
-            Request::Extract { dest: "/w".into() },
+            Request::Extract {
+                dest: "/w".into(),
+                any_link_targets: false,
+            },
             Request::RawEcho,
             Request::RawSource { bytes: 1 },
             Request::ListFiles {

@@ -547,9 +547,21 @@ impl VmHandle {
         dest: &str,
         write_tar: &mut dyn FnMut(&mut dyn std::io::Write) -> std::io::Result<()>,
     ) -> Result<(u64, u64), VmmError> {
+        self.extract_with(dest, false, write_tar)
+    }
+
+    /// [`VmHandle::extract`]; `any_link_targets` lets the archive hold
+    /// symlinks to anywhere (a snapshot the guest made of itself).
+    pub fn extract_with(
+        &self,
+        dest: &str,
+        any_link_targets: bool,
+        write_tar: &mut dyn FnMut(&mut dyn std::io::Write) -> std::io::Result<()>,
+    ) -> Result<(u64, u64), VmmError> {
         let mut conn = self.connect()?;
         conn.send(&Message::Request(pyro_proto::Request::Extract {
             dest: dest.to_string(),
+            any_link_targets,
         }))
         .map_err(|e| self.lost(e.to_string()))?;
         let mut writer = pyro_proto::DataWriter::new(&mut conn);

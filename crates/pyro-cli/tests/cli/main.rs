@@ -4,6 +4,7 @@
 mod util;
 
 mod agent;
+mod contents;
 mod env;
 mod guest;
 mod input;

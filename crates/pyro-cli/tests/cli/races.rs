@@ -140,3 +140,40 @@ fn sigkill_at_every_phase_of_create_and_start_is_reclaimed() {
     env.run(&["workspace", "delete", "s"]).assert_code(0);
     env.assert_nothing_left();
 }
+
+/// `reset` killed with SIGKILL at every phase (before, while and after the
+/// new guest boots): the workspace ends stopped with its old disk put back,
+/// or reset and started; never without its files, never with a stray guest.
+#[test]
+fn sigkill_at_every_phase_of_reset_loses_nothing() {
+    ensure_env();
+    let env = TestEnv::new();
+    env.run(&["workspace", "create", ENV, "--name", "r"])
+        .assert_code(0);
+    env.run(&["workspace", "file", "write", "r", "f", "--text", "kept"])
+        .assert_code(0);
+    env.run(&["workspace", "snapshot", "create", "r", "cp"])
+        .assert_code(0);
+    for delay_ms in [30u64, 400, 1500, 3500] {
+        let mut reset = spawn(&env, &["workspace", "reset", "r", "--snapshot", "cp"]);
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        reset.kill().unwrap();
+        reset.wait().unwrap();
+        env.assert_records_agree();
+        let s = state(&env, "r");
+        assert!(s == "stopped" || s == "started", "delay {delay_ms}: {s}");
+        if s == "stopped" {
+            env.run(&["workspace", "start", "r"]).assert_code(0);
+        }
+        let read = env.run(&["workspace", "file", "read", "r", "f", "--content-only"]);
+        assert_eq!(
+            read.stdout(),
+            "kept",
+            "delay {delay_ms}: {}",
+            read.context()
+        );
+        env.assert_records_agree();
+    }
+    env.run(&["workspace", "delete", "r"]).assert_code(0);
+    env.assert_nothing_left();
+}

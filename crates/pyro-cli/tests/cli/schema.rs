@@ -109,7 +109,101 @@ fn every_command_json_matches_the_published_schema() {
     );
     assert_eq!(exec.json()["stdout_lossy"], true, "{}", exec.context());
     ok("workspace_logs", &["workspace", "logs", "s", "--json"]);
+    // Contents, while started.
+    let host = tempfile::tempdir().unwrap();
+    let src = host.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("a.txt"), "one\n").unwrap();
+    let src_arg = src.to_str().unwrap();
+    ok(
+        "workspace_sync_push",
+        &["workspace", "sync", "push", "s", src_arg, "--json"],
+    );
+    ok(
+        "workspace_file_write",
+        &[
+            "workspace",
+            "file",
+            "write",
+            "s",
+            "b.bin",
+            "--text",
+            "x",
+            "--json",
+        ],
+    );
+    ok(
+        "workspace_file_list",
+        &["workspace", "file", "list", "s", "--recursive", "--json"],
+    );
+    ok(
+        "workspace_file_read",
+        &["workspace", "file", "read", "s", "a.txt", "--json"],
+    );
+    ok(
+        "workspace_patch_apply",
+        &[
+            "workspace",
+            "patch",
+            "apply",
+            "s",
+            "--patch",
+            "--- a/a.txt\n+++ b/a.txt\n@@ -1 +1 @@\n-one\n+two\n",
+            "--json",
+        ],
+    );
+    ok("workspace_diff", &["workspace", "diff", "s", "--json"]);
+    let out = host.path().join("out.txt");
+    ok(
+        "workspace_export",
+        &[
+            "workspace",
+            "export",
+            "s",
+            "a.txt",
+            "--output",
+            out.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    ok(
+        "snapshot_create",
+        &["workspace", "snapshot", "create", "s", "cp", "--json"],
+    );
+    ok(
+        "snapshot_list",
+        &["workspace", "snapshot", "list", "s", "--json"],
+    );
+    ok(
+        "workspace_reset",
+        &["workspace", "reset", "s", "--snapshot", "cp", "--json"],
+    );
+    ok(
+        "snapshot_delete",
+        &["workspace", "snapshot", "delete", "s", "cp", "--json"],
+    );
     ok("workspace_stop", &["workspace", "stop", "s", "--json"]);
+    ok(
+        "workspace_disk_list",
+        &["workspace", "disk", "list", "s", "--json"],
+    );
+    ok(
+        "workspace_disk_read",
+        &["workspace", "disk", "read", "s", "a.txt", "--json"],
+    );
+    let image = host.path().join("disk.ext4");
+    ok(
+        "workspace_disk_export",
+        &[
+            "workspace",
+            "disk",
+            "export",
+            "s",
+            "--output",
+            image.to_str().unwrap(),
+            "--json",
+        ],
+    );
     ok("workspace_start", &["workspace", "start", "s", "--json"]);
     ok("workspace_gc", &["workspace", "gc", "--json"]);
     ok("workspace_delete", &["workspace", "delete", "s", "--json"]);

@@ -155,6 +155,13 @@ impl Manager {
                 r.workspace_id,
                 output.display()
             )));
+            let _on_interrupt = {
+                let output = output.clone();
+                crate::interrupt::on_interrupt(move || {
+                    let _ = std::fs::remove_file(&output);
+                    "the disk export was stopped; the partial image was removed".into()
+                })
+            };
             let bytes = d.export_raw(&output).map_err(|e| match e {
                 DiskError::Io { ref source, .. }
                     if source.kind() == std::io::ErrorKind::AlreadyExists =>

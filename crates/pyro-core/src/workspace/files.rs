@@ -46,12 +46,19 @@ pub(crate) fn host_path(p: &Path) -> Result<PathBuf, Error> {
     if p.as_os_str().is_empty() {
         return Err(Error::InvalidArgument("the host path is empty".into()));
     }
-    if p.is_absolute() {
-        return Ok(p.to_path_buf());
-    }
-    Ok(std::env::current_dir()
-        .map_err(Error::io("reading the working directory"))?
-        .join(p))
+    let joined = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map_err(Error::io("reading the working directory"))?
+            .join(p)
+    };
+    // `./x` and `a/./b` are shown without the dots; `..` stays (it may
+    // cross a symlink, so it is not resolved by hand).
+    Ok(joined
+        .components()
+        .filter(|c| !matches!(c, std::path::Component::CurDir))
+        .collect())
 }
 
 pub(crate) fn artifact(kind: FileKind) -> ArtifactType {
@@ -383,6 +390,7 @@ pub(crate) fn refuse_existing(output: &Path) -> Result<(), Error> {
 /// a failed export leaves nothing at the output path. Removed on drop.
 struct Staging {
     dir: PathBuf,
+    _interrupted: crate::interrupt::Guard,
 }
 
 impl Staging {
@@ -409,7 +417,17 @@ impl Staging {
             .mode(0o700)
             .create(&dir)
             .map_err(Error::io(format!("creating {}", dir.display())))?;
-        Ok(Staging { dir })
+        let on_interrupt = {
+            let dir = dir.clone();
+            crate::interrupt::on_interrupt(move || {
+                let _ = std::fs::remove_dir_all(&dir);
+                "the export was stopped; nothing was written at the output path".into()
+            })
+        };
+        Ok(Staging {
+            dir,
+            _interrupted: on_interrupt,
+        })
     }
 }
 

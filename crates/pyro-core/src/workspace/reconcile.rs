@@ -69,12 +69,23 @@ impl Manager {
         state: WorkspaceState,
         reason: String,
     ) -> Result<WorkspaceRecord, Error> {
-        if let Some(vm) = Runtime::of(r).vm {
-            self.backend().kill(&vm);
+        let rt = Runtime::of(r);
+        if let Some(vm) = &rt.vm {
+            self.backend().kill(vm);
         }
         // A guest spawned but not yet recorded (its creator was killed in
         // between) is found by its command line.
         super::lifecycle::kill_guests_of(&self.workspace_dir(&r.workspace_id));
+        let mut reason = reason;
+        // A reset whose process died before its new guest was up: the disk
+        // from before it is put back.
+        if r.state == WorkspaceState::Stopped && rt.owner.is_some() {
+            let disk = pyro_vmm::vm::VmFiles::new(&self.workspace_dir(&r.workspace_id)).disk;
+            let aside = super::snapshots::aside_disk(&disk);
+            if aside.exists() && std::fs::rename(&aside, &disk).is_ok() {
+                reason = "a reset was interrupted; the disk from before it was put back".into();
+            }
+        }
         let store = self.store()?;
         store.set_state(
             &r.workspace_id,

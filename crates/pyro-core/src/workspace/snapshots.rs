@@ -47,6 +47,7 @@ pub(crate) struct SnapshotFile {
     path: PathBuf,
     pub(crate) file: std::fs::File,
     kept: bool,
+    _interrupted: interrupt::Guard,
 }
 
 impl SnapshotFile {
@@ -58,11 +59,19 @@ impl SnapshotFile {
         let partial = path.with_extension("tar.partial");
         let file = std::fs::File::create(&partial)
             .map_err(Error::io(format!("creating {}", partial.display())))?;
+        let on_interrupt = {
+            let partial = partial.clone();
+            interrupt::on_interrupt(move || {
+                let _ = std::fs::remove_file(&partial);
+                "the snapshot was not taken".into()
+            })
+        };
         Ok(SnapshotFile {
             partial,
             path,
             file,
             kept: false,
+            _interrupted: on_interrupt,
         })
     }
 
@@ -235,28 +244,40 @@ impl Manager {
         let tar_path = self.snapshot_file(&id, &snap.name);
         let env = self.ready_env(&r.environment)?;
         let choice = self.choose_accel(&env)?;
-        if let Some(vm) = Runtime::of(&r).vm {
+        // INVARIANT: the record says "stopped, owned by this process" before
+        // the old guest is killed or its disk moved, so a reset killed at
+        // any point is settled by putting the old disk back.
+        let old_vm = Runtime::of(&r).vm;
+        store.set_state(
+            &id,
+            WorkspaceState::Stopped,
+            None,
+            Some(
+                Runtime {
+                    vm: old_vm.clone(),
+                    ..Runtime::owned_by_me()
+                }
+                .value(),
+            ),
+            None,
+        )?;
+        if let Some(vm) = old_vm {
             progress.event(Event::Phase {
                 phase: Phase::Stop,
                 id: &id,
                 environment: &r.environment,
             });
-            self.backend().kill(&vm);
+            // Flushed, not killed: the old disk must be whole if it has to
+            // come back.
+            self.backend().stop(&vm);
         }
         // The old disk waits aside until the new guest is up.
         let disk = pyro_vmm::vm::VmFiles::new(&self.workspace_dir(&id)).disk;
-        let aside = disk.with_extension("qcow2.pre-reset");
+        let aside = aside_disk(&disk);
         if disk.exists() {
             std::fs::rename(&disk, &aside)
                 .map_err(Error::io("setting the old disk aside".to_string()))?;
         }
-        store.set_state(
-            &id,
-            WorkspaceState::Stopped,
-            None,
-            Some(Runtime::owned_by_me().value()),
-            None,
-        )?;
         let cleanup = {
             let (id, state_dir) = (id.clone(), self.config().state_dir.clone());
             let (disk, aside) = (disk.clone(), aside.clone());
@@ -302,7 +323,9 @@ impl Manager {
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => w.write_all(&EMPTY_TAR),
                     Err(e) => Err(e),
                 };
-                restored = vm.extract(defaults::WORKSPACE_PATH, &mut write)?;
+                // The snapshot is the guest's own /workspace: its links
+                // (a venv's absolute ones included) come back as they were.
+                restored = vm.extract_with(defaults::WORKSPACE_PATH, true, &mut write)?;
                 Ok(())
             },
         );
@@ -331,6 +354,12 @@ impl Manager {
             },
         })
     }
+}
+
+/// Where a reset keeps the disk from before it until the new guest is up.
+/// Only an unfinished reset leaves it (see `settle`).
+pub(crate) fn aside_disk(disk: &std::path::Path) -> PathBuf {
+    disk.with_extension("qcow2.pre-reset")
 }
 
 fn empty_baseline(created_at: f64) -> SnapshotRow {
