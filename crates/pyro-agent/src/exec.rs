@@ -56,6 +56,20 @@ pub fn handle(
     before_exit: &dyn Fn(),
 ) -> std::io::Result<Option<i32>> {
     let started = Instant::now();
+    // Direct stdout goes through a large pipe and a relay thread rather
+    // than straight into the socket: a command's small writes (8 KiB for
+    // `head -c`) then leave the guest in large socket writes, which is what
+    // costs under emulation.
+    let stdout = match stdout {
+        Some(socket) => match crate::spawn::pipe() {
+            Ok((r, w)) => {
+                relay(r, socket);
+                Some(w)
+            }
+            Err(_) => Some(socket),
+        },
+        None => None,
+    };
     let child = match spawn(&req.argv, &req.env, req.cwd.as_deref(), stdout) {
         Ok(child) => child,
         Err(e) => return report_spawn_error(&e, &writer).map(|_| None),
@@ -282,6 +296,34 @@ pub fn await_stdout(token: u64) -> Option<OwnedFd> {
         m.remove(&token);
     }
     fd
+}
+
+/// Copies a command's stdout pipe into its host connection in large
+/// writes until every writer closed the pipe, then closes the connection
+/// (the host's end of stream). A host that hung up makes the command's
+/// writes fail as if it wrote to the socket itself.
+fn relay(pipe: OwnedFd, socket: OwnedFd) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: fcntl on our own pipe fd; failure keeps the default size.
+    unsafe { libc::fcntl(pipe.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE_SIZE) };
+    std::thread::spawn(move || {
+        let mut pipe = std::fs::File::from(pipe);
+        let mut socket = std::fs::File::from(socket);
+        let mut buf = vec![0u8; READ_CHUNK];
+        loop {
+            let n = match pipe.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            };
+            if socket.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+        // Dropping the read end makes further writes fail with EPIPE,
+        // like writing to the closed socket did.
+    });
 }
 
 /// Kills what is left of an exec's process group.

@@ -383,7 +383,7 @@ pub fn archive(t: &Target, kind: FileKind, out: &mut dyn Write) -> io::Result<(u
     let mut bytes = 0u64;
     if kind != FileKind::Directory {
         let name = t.local.file_name().unwrap_or_default();
-        builder.append_path_with_name(&t.local, name)?;
+        append(&mut builder, &t.local, Path::new(name))?;
         let m = fs::symlink_metadata(&t.local)?;
         return builder
             .into_inner()
@@ -407,7 +407,7 @@ pub fn archive(t: &Target, kind: FileKind, out: &mut dyn Write) -> io::Result<(u
             if kind == FileKind::Other {
                 continue;
             }
-            builder.append_path_with_name(&local, &child)?;
+            append(&mut builder, &local, &child)?;
             entries += 1;
             if kind == FileKind::File {
                 bytes += m.len();
@@ -419,4 +419,62 @@ pub fn archive(t: &Target, kind: FileKind, out: &mut dyn Write) -> io::Result<(u
     }
     builder.into_inner()?;
     Ok((entries, bytes))
+}
+
+/// Bytes read from a file per call while archiving: large reads matter
+/// under emulation (8 KiB reads take twice as long as 64 KiB ones).
+const ARCHIVE_READ: usize = 256 * 1024;
+
+/// Appends one path (never following a symlink) as `name`; a file's bytes
+/// are read in large chunks.
+fn append(builder: &mut tar::Builder<&mut dyn Write>, local: &Path, name: &Path) -> io::Result<()> {
+    let meta = fs::symlink_metadata(local)?;
+    if !meta.is_file() {
+        return builder.append_path_with_name(local, name);
+    }
+    let file = File::open(local)?;
+    let mut header = tar::Header::new_gnu();
+    header.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
+    // The size read now is what is sent: a file growing meanwhile is cut
+    // there, one shrinking is refused by the tar writer.
+    let reader = io::BufReader::with_capacity(ARCHIVE_READ, file.take(meta.len()));
+    builder.append_data(&mut header, name, reader)
+}
+
+/// Where secrets live in the guest (on the /run tmpfs).
+const SECRETS_DIR: &str = "/run/pyro-secrets";
+static SECRETS_ROOT: OnceLock<PathBuf> = OnceLock::new();
+
+/// Keeps secrets in `dir` instead of /run/pyro-secrets (host-side tests).
+pub fn set_secrets_dir(dir: PathBuf) {
+    let _ = SECRETS_ROOT.set(dir);
+}
+
+/// Writes a secret as `<dir>/<name>` (0600; the directory 0700), replacing
+/// it atomically.
+pub fn install_secret(name: &str, value: &str) -> Result<(), RemoteError> {
+    let mut chars = name.chars();
+    let ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && name.len() <= 64;
+    if !ok {
+        return Err(bad(format!("secret name '{name}' is not valid")));
+    }
+    let dir = SECRETS_ROOT.get_or_init(|| PathBuf::from(SECRETS_DIR));
+    fs::create_dir_all(dir).map_err(|e| internal("creating", SECRETS_DIR, e))?;
+    let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let _ = fs::remove_file(&tmp);
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(|e| internal("writing", SECRETS_DIR, e))?;
+    f.write_all(value.as_bytes())
+        .map_err(|e| internal("writing", SECRETS_DIR, e))?;
+    fs::rename(&tmp, dir.join(name)).map_err(|e| internal("writing", SECRETS_DIR, e))
 }

@@ -47,6 +47,8 @@ fn main() -> ExitCode {
                     return usage();
                 };
                 files::set_root(std::path::PathBuf::from(dir.as_str()));
+                // Secrets go beside it, not in the real /run.
+                files::set_secrets_dir(std::path::PathBuf::from(format!("{dir}-secrets")));
                 rest.drain(i..=i + 1);
             }
             let (path, features) = match rest.as_slice() {

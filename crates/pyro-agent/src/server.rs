@@ -312,6 +312,13 @@ fn serve_one<S: Stream>(stream: S, features: &Features) -> Result<(), ProtoError
             }
             Err(e) => conn.send(&Message::Error(e))?,
         },
+        Request::InstallSecret { name, value } => {
+            let answer = match files::install_secret(&name, &value) {
+                Ok(()) => Message::Response(Response::Done),
+                Err(e) => Message::Error(e),
+            };
+            conn.send(&answer)?;
+        }
         Request::RawEcho => {
             conn.send(&Message::Response(Response::Done))?;
             raw_echo(conn.into_inner())?;

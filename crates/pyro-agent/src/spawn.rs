@@ -117,7 +117,7 @@ fn cstr(s: &str) -> Result<CString, SpawnError> {
     CString::new(s).map_err(|_| SpawnError::Nul)
 }
 
-fn pipe() -> Result<(OwnedFd, OwnedFd), SpawnError> {
+pub(crate) fn pipe() -> Result<(OwnedFd, OwnedFd), SpawnError> {
     let mut fds = [0; 2];
     // SAFETY: fds points at two ints.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {

@@ -1858,6 +1858,7 @@ fn transfer_bench(
         command: CommandSpec::Argv(vec!["true".into()]),
         cwd: GUEST_WORKSPACE.into(),
         timeout_seconds: 30,
+        secret_env: Default::default(),
     };
     let guest_read = format!("{GUEST_WORKSPACE}/{READ_FILE}");
     let rtt_timeout = Duration::from_secs(30);
@@ -2101,6 +2102,14 @@ fn transfer_profile(
         vm,
         "dd if=/dev/zero of=/dev/null bs=1M count=200 status=none",
     )?;
+    // Writing 200 MiB into one file: the guest's page cache and ext4
+    // write path alone (no tar, no vsock), then its flush.
+    let dd_write = guest_sh(
+        vm,
+        "dd if=/dev/zero of=/var/tmp/pyro-bench-dd bs=1M count=200 status=none",
+    )?;
+    let dd_write_sync = exec_checked(vm, &["sync"], TRANSFER_TIMEOUT)?.0;
+    guest_sh(vm, "rm -f /var/tmp/pyro-bench-dd && sync")?;
 
     // Small files alone and large files alone, through the Manager.
     progress("transfer profile: small files alone, large files alone");
@@ -2127,6 +2136,13 @@ fn transfer_profile(
     };
     let (small_ms, small_entries, small_bytes) = part("small", "/workspace/p-small")?;
     let (large_ms, large_entries, large_bytes) = part("large", "/workspace/p-large")?;
+    // GNU tar copying the same small files inside the guest: the guest's
+    // per-file cost without vsock or the agent.
+    let small_copy_ms = guest_sh(
+        vm,
+        "rm -rf /var/tmp/pyro-bench-small && mkdir /var/tmp/pyro-bench-small && tar -cf - -C /workspace/p-small . | tar -xf - -C /var/tmp/pyro-bench-small",
+    )?;
+    guest_sh(vm, "rm -rf /var/tmp/pyro-bench-small && sync")?;
     clear_workspace(vm)?;
 
     let mb = |b: u64, ms: f64| round(b as f64 / 1e6 / (ms / 1000.0));
@@ -2173,6 +2189,10 @@ fn transfer_profile(
             "sync_after_copy_ms": round(copy_sync_ms),
             "dd_zero_to_null_200mib_bs64k_ms": round(dd_64k),
             "dd_zero_to_null_200mib_bs1m_ms": round(dd_1m),
+            "dd_write_200mib_file_ms": round(dd_write),
+            "dd_write_200mib_file_mb_per_s": mb(bytes, dd_write),
+            "dd_write_command": "dd if=/dev/zero of=/var/tmp/pyro-bench-dd bs=1M count=200",
+            "sync_after_dd_write_ms": round(dd_write_sync),
         },
         "small_vs_large": {
             "how": "Manager::workspace_sync_push of tree/small and of tree/large alone (each then synced, untimed)",
@@ -2181,6 +2201,11 @@ fn transfer_profile(
                       "entries_per_s": round(small_entries as f64 / (small_ms / 1000.0))},
             "large": {"ms": round(large_ms), "entries": large_entries, "bytes": large_bytes,
                       "mb_per_s": mb(large_bytes, large_ms)},
+            "small_guest_local_tar_copy": {
+                "how": "tar -cf - -C /workspace/p-small . | tar -xf - -C /var/tmp/pyro-bench-small, in the guest",
+                "ms": round(small_copy_ms),
+                "entries_per_s": round(small_entries as f64 / (small_copy_ms / 1000.0)),
+            },
         },
     }))
 }

@@ -305,6 +305,13 @@ pub struct CreateArgs {
     /// Seed /workspace from a host directory or a .tar, .tar.gz or .tgz archive.
     #[arg(long, value_name = "PATH")]
     pub seed_path: Option<std::path::PathBuf>,
+    /// Secret NAME=VALUE, installed at /run/pyro-secrets/NAME in the guest
+    /// and redacted from all output (repeatable).
+    #[arg(long = "secret", value_name = "NAME=VALUE")]
+    pub secrets: Vec<String>,
+    /// Secret NAME read from a host file (repeatable).
+    #[arg(long = "secret-file", value_name = "NAME=PATH")]
+    pub secret_files: Vec<String>,
     /// Stop the workspace after this many seconds without activity (never deletes).
     #[arg(long, default_value_t = defaults::TTL_SECONDS)]
     pub ttl_seconds: u64,
@@ -372,6 +379,10 @@ pub struct ExecArgs {
     /// Working directory in the guest (absolute).
     #[arg(long, default_value = defaults::WORKSPACE_PATH)]
     pub cwd: String,
+    /// Put workspace secret SECRET in the command's environment as ENV
+    /// (default: the same name); repeatable.
+    #[arg(long = "secret-env", value_name = "SECRET[=ENV]")]
+    pub secret_env: Vec<String>,
     #[command(flatten)]
     pub output: JsonFlag,
     /// The program and its arguments, after `--` (no shell is added).

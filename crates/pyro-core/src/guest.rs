@@ -10,6 +10,7 @@ use pyro_vmm::{Accel, DiskMode, Lifetime, Vm, VmHandle, VmSpec};
 
 use crate::api::{CommandOutput, CommandSpec};
 use crate::progress::Progress;
+use crate::secrets::{Redactor, StreamRedactor};
 use crate::{Error, Manager};
 
 /// Boot deadline under KVM.
@@ -78,12 +79,37 @@ pub(crate) fn text(bytes: &[u8]) -> (String, bool) {
     }
 }
 
-/// Forwards output and keeps at most `limit` bytes per stream.
+/// Forwards output (secret values redacted) and keeps at most `limit`
+/// bytes per stream.
 struct Collector<'a> {
     forward: &'a mut dyn Progress,
     limit: usize,
     stdout: Vec<u8>,
     stderr: Vec<u8>,
+    redact_out: StreamRedactor,
+    redact_err: StreamRedactor,
+}
+
+impl Collector<'_> {
+    fn out(&mut self, chunk: &[u8]) {
+        if !chunk.is_empty() {
+            self.forward.stdout(chunk);
+            keep(&mut self.stdout, chunk, self.limit);
+        }
+    }
+    fn err(&mut self, chunk: &[u8]) {
+        if !chunk.is_empty() {
+            self.forward.stderr(chunk);
+            keep(&mut self.stderr, chunk, self.limit);
+        }
+    }
+    /// Shows what the redactors still hold.
+    fn finish(&mut self) {
+        let out = self.redact_out.finish();
+        self.out(&out);
+        let err = self.redact_err.finish();
+        self.err(&err);
+    }
 }
 
 fn keep(buf: &mut Vec<u8>, chunk: &[u8], limit: usize) {
@@ -93,12 +119,12 @@ fn keep(buf: &mut Vec<u8>, chunk: &[u8], limit: usize) {
 
 impl pyro_vmm::OutputSink for Collector<'_> {
     fn stdout(&mut self, chunk: &[u8]) {
-        self.forward.stdout(chunk);
-        keep(&mut self.stdout, chunk, self.limit);
+        let shown = self.redact_out.push(chunk);
+        self.out(&shown);
     }
     fn stderr(&mut self, chunk: &[u8]) {
-        self.forward.stderr(chunk);
-        keep(&mut self.stderr, chunk, self.limit);
+        let shown = self.redact_err.push(chunk);
+        self.err(&shown);
     }
 }
 
@@ -146,7 +172,10 @@ impl Manager {
     }
 
     /// Runs a command in a guest, streaming output to `progress` and
-    /// keeping up to `keep` bytes of each stream.
+    /// keeping up to `keep` bytes of each stream; `env` is added to its
+    /// environment and `redactor`'s values never reach `progress` or the
+    /// kept output.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn guest_exec(
         &self,
         vm: &VmHandle,
@@ -154,12 +183,14 @@ impl Manager {
         cwd: &str,
         timeout_seconds: u64,
         keep: usize,
+        env: Vec<(String, String)>,
+        redactor: &Redactor,
         progress: &mut dyn Progress,
     ) -> Result<ExecOutput, Error> {
         let started = Instant::now();
         let req = ExecRequest {
             argv: command.argv(),
-            env: Vec::new(),
+            env,
             cwd: Some(cwd.to_string()),
             timeout_ms: Some(timeout_seconds.saturating_mul(1000)),
             direct_output: true,
@@ -170,8 +201,12 @@ impl Manager {
             limit: keep,
             stdout: Vec::new(),
             stderr: Vec::new(),
+            redact_out: StreamRedactor::new(redactor.clone()),
+            redact_err: StreamRedactor::new(redactor.clone()),
         };
-        let outcome = vm.exec(req, &mut sink)?;
+        let outcome = vm.exec(req, &mut sink);
+        sink.finish();
+        let outcome = outcome?;
         if outcome.timed_out {
             pyro_vmm::OutputSink::stderr(
                 &mut sink,

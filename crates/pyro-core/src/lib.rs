@@ -30,6 +30,7 @@ mod manager;
 pub mod progress;
 mod run;
 mod runtime_dirs;
+pub mod secrets;
 mod workspace;
 
 pub use api::defaults;

@@ -136,6 +136,8 @@ impl Manager {
             "/root",
             p.timeout_seconds,
             keep,
+            Vec::new(),
+            &crate::secrets::Redactor::default(),
             progress,
         )?;
         let exec_ms = ms(exec_started.elapsed());

@@ -44,7 +44,9 @@ impl PyroServer {
             profile,
             paths,
             in_flight: Arc::new(AtomicUsize::new(0)),
-            tools: tools::for_profile(profile).map(ToolSpec::to_tool).collect(),
+            tools: tools::for_profile(profile)
+                .map(|t| t.to_tool_for(profile))
+                .collect(),
         }
     }
 
@@ -62,15 +64,25 @@ impl PyroServer {
     /// canonical form.
     fn confine_paths(&self, spec: &ToolSpec, args: &mut Value) -> Result<(), ErrorBody> {
         for param in spec.host_paths {
-            let Some(slot) = args.get_mut(*param) else {
-                continue;
+            // `list[].field`: that field of every item of a list param.
+            let slots: Vec<&mut Value> = match param.split_once("[].") {
+                Some((list, field)) => match args.get_mut(list).and_then(Value::as_array_mut) {
+                    Some(items) => items
+                        .iter_mut()
+                        .filter_map(|item| item.get_mut(field))
+                        .collect(),
+                    None => Vec::new(),
+                },
+                None => args.get_mut(*param).into_iter().collect(),
             };
-            // Not a string (null, or a wrong type the operation reports).
-            let Some(path) = slot.as_str() else {
-                continue;
-            };
-            let canonical = self.paths.check(param, std::path::Path::new(path))?;
-            *slot = Value::String(canonical.to_string_lossy().into_owned());
+            for slot in slots {
+                // Not a string (null, or a wrong type the operation reports).
+                let Some(path) = slot.as_str() else {
+                    continue;
+                };
+                let canonical = self.paths.check(param, std::path::Path::new(path))?;
+                *slot = Value::String(canonical.to_string_lossy().into_owned());
+            }
         }
         for param in spec.output_paths {
             let Some(slot) = args.get_mut(*param) else {
@@ -93,6 +105,22 @@ impl PyroServer {
         progress: Option<(Peer<RoleServer>, ProgressToken)>,
     ) -> CallToolResult {
         let mut args = arguments;
+        if self.profile != Profile::WorkspaceFull {
+            for p in tools::full_only_params(spec.name) {
+                if args.get(*p).is_some_and(|v| !v.is_null()) {
+                    let body = pyro_core::ErrorBody {
+                        code: pyro_core::ErrorCode::InvalidArgument,
+                        message: format!(
+                            "{} does not take '{p}' in the {} profile",
+                            spec.name,
+                            self.profile.as_str()
+                        ),
+                        hint: Some("the operator can serve the workspace-full profile (`pyro mcp serve --profile workspace-full`)".into()),
+                    };
+                    return error_result(spec.name, &body);
+                }
+            }
+        }
         if let Err(body) = self.confine_paths(spec, &mut args) {
             return error_result(spec.name, &body);
         }

@@ -58,6 +58,17 @@ pub struct ToolSpec {
     pub description: &'static str,
 }
 
+/// Params only the workspace-full profile offers (CONTRACT.md §3: the core
+/// profile's `workspace_create` has no secrets and `workspace_exec` no
+/// `secret_env`).
+pub fn full_only_params(tool: &str) -> &'static [&'static str] {
+    match tool {
+        "workspace_create" => &["secrets"],
+        "workspace_exec" => &["secret_env"],
+        _ => &[],
+    }
+}
+
 impl ToolSpec {
     /// Whether `profile` lists this tool.
     pub fn in_profile(&self, profile: Profile) -> bool {
@@ -81,18 +92,32 @@ impl ToolSpec {
     /// and result schemas as input and output schemas (with their `$ref`s
     /// inlined, see [`inline_refs`]).
     pub fn to_tool(&self) -> Tool {
+        self.to_tool_for(Profile::WorkspaceFull)
+    }
+
+    /// [`ToolSpec::to_tool`] as `profile` lists it: params only the full
+    /// profile offers are left out of the input schema.
+    pub fn to_tool_for(&self, profile: Profile) -> Tool {
         let op = self.operation_info();
         let annotations = ToolAnnotations::new()
             .read_only(self.effect == Effect::ReadOnly)
             .destructive(self.effect == Effect::Destructive)
             .open_world(false);
-        Tool::new(
-            self.name,
-            self.description,
-            schema_object(serde_json::to_value((op.params)())),
-        )
-        .with_raw_output_schema(schema_object(serde_json::to_value((op.result)())))
-        .with_annotations(annotations)
+        let mut input = schema_object(serde_json::to_value((op.params)()));
+        if profile != Profile::WorkspaceFull {
+            let hidden = full_only_params(self.name);
+            if !hidden.is_empty() {
+                let schema = Arc::make_mut(&mut input);
+                if let Some(Value::Object(props)) = schema.get_mut("properties") {
+                    for p in hidden {
+                        props.remove(*p);
+                    }
+                }
+            }
+        }
+        Tool::new(self.name, self.description, input)
+            .with_raw_output_schema(schema_object(serde_json::to_value((op.result)())))
+            .with_annotations(annotations)
     }
 }
 
@@ -192,7 +217,7 @@ pub const TOOLS: &[ToolSpec] = &[
         operation: "workspace_create",
         profiles: CORE,
         effect: Effect::Additive,
-        host_paths: &["seed_path"],
+        host_paths: &["seed_path", "secrets[].file_path"],
         output_paths: &[],
         description: "Create and boot a persistent workspace: an isolated Linux microVM whose /workspace directory and history survive between calls, for work that spans several commands. Give it a unique `name` and `labels` (key to value) so you can find it again later with `workspace_list`, and optionally a host `seed_path` (a directory or .tar/.tar.gz archive the server operator allows) to copy into /workspace. It stops itself after `ttl_seconds` without activity (it is never deleted automatically). Returns the workspace record: `workspace_id`, name, labels, state, timestamps and seed details. The workspace stays until you call `workspace_delete`.",
     },
@@ -505,15 +530,16 @@ mod tests {
             let op = spec.operation_info();
             let params = serde_json::to_value((op.params)()).unwrap();
             for p in spec.host_paths.iter().chain(spec.output_paths) {
+                let top = p.split_once("[].").map_or(*p, |(list, _)| list);
                 assert!(
-                    params["properties"].get(*p).is_some(),
+                    params["properties"].get(top).is_some(),
                     "{}: {p} is not a param",
                     spec.name
                 );
             }
         }
         let create = find(Profile::WorkspaceCore, "workspace_create").unwrap();
-        assert_eq!(create.host_paths, ["seed_path"]);
+        assert_eq!(create.host_paths, ["seed_path", "secrets[].file_path"]);
     }
 
     #[test]
@@ -566,6 +592,19 @@ mod tests {
             out["$defs"]["Tree"].is_object(),
             "a cycle keeps its definitions"
         );
+    }
+
+    #[test]
+    fn the_core_profile_hides_secrets() {
+        let core = find(Profile::WorkspaceCore, "workspace_create")
+            .unwrap()
+            .to_tool_for(Profile::WorkspaceCore);
+        assert!(core.input_schema["properties"].get("secrets").is_none());
+        assert!(core.input_schema["properties"].get("seed_path").is_some());
+        let full = find(Profile::WorkspaceFull, "workspace_exec")
+            .unwrap()
+            .to_tool_for(Profile::WorkspaceFull);
+        assert!(full.input_schema["properties"].get("secret_env").is_some());
     }
 
     #[test]

@@ -30,6 +30,9 @@ pub const PATCH: &str = "patch";
 /// [`crate::Request::Archive`].
 pub const ARCHIVE: &str = "archive";
 
+/// [`crate::Request::InstallSecret`].
+pub const SECRETS: &str = "secrets";
+
 /// What every protocol-1 agent has always had, including those that predate
 /// feature lists: a `Hello` without `features` (or with an empty list) means
 /// exactly these.
@@ -56,4 +59,5 @@ pub const ALL: &[&str] = &[
     FILES,
     PATCH,
     ARCHIVE,
+    SECRETS,
 ];

@@ -170,6 +170,14 @@ pub enum Request {
         /// Directory the patch's paths are relative to.
         root: String,
     },
+    /// Write a secret to `/run/pyro-secrets/<name>` (0600, in a 0700
+    /// directory on the guest's tmpfs), replacing it. Answered `Done`.
+    InstallSecret {
+        /// `^[A-Za-z_][A-Za-z0-9_]{0,63}$`.
+        name: String,
+        /// The value.
+        value: String,
+    },
     /// Send `path` as a tar stream: answered `ArchiveHead`, then `Data`
     /// frames, an empty `Data` frame and `Archived`. A directory's
     /// contents are archived relative to it; a file or symlink is one
@@ -196,6 +204,7 @@ const KNOWN_OPS: &[&str] = &[
     "write_file",
     "apply_patch",
     "archive",
+    "install_secret",
 ];
 
 impl Request {
@@ -215,6 +224,7 @@ impl Request {
             Request::WriteFile { .. } => "write_file",
             Request::ApplyPatch { .. } => "apply_patch",
             Request::Archive { .. } => "archive",
+            Request::InstallSecret { .. } => "install_secret",
         }
     }
 
@@ -233,6 +243,7 @@ impl Request {
             }
             Request::ApplyPatch { .. } => features::PATCH,
             Request::Archive { .. } => features::ARCHIVE,
+            Request::InstallSecret { .. } => features::SECRETS,
         }
     }
 
@@ -256,6 +267,7 @@ impl Request {
             }
             Request::ApplyPatch { .. } => &[features::PATCH],
             Request::Archive { .. } => &[features::ARCHIVE],
+            Request::InstallSecret { .. } => &[features::SECRETS],
         }
     }
 
@@ -732,6 +744,10 @@ mod tests {
             Request::Archive {
                 path: "/workspace".into(),
             },
+            Request::InstallSecret {
+                name: "A".into(),
+                value: "v".into(),
+            },
         ];
         for r in &all {
             match r {
@@ -747,7 +763,8 @@ mod tests {
                 | Request::ReadFile { .. }
                 | Request::WriteFile { .. }
                 | Request::ApplyPatch { .. }
-                | Request::Archive { .. } => {}
+                | Request::Archive { .. }
+                | Request::InstallSecret { .. } => {}
             }
         }
         all
@@ -764,7 +781,12 @@ mod tests {
             assert!(features::ALL.contains(&r.feature()), "{}", r.feature());
             // Operations added after the first agents shipped are outside
             // the base set, so the host checks for them.
-            let late = [features::FILES, features::PATCH, features::ARCHIVE];
+            let late = [
+                features::FILES,
+                features::PATCH,
+                features::ARCHIVE,
+                features::SECRETS,
+            ];
             assert_eq!(
                 features::BASE.contains(&r.feature()),
                 !late.contains(&r.feature()),

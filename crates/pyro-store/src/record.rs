@@ -136,6 +136,9 @@ pub struct WorkspaceRecord {
     pub reset_count: u64,
     /// When the last reset happened.
     pub last_reset_at: Option<f64>,
+    /// Opaque descriptions of the workspace's secrets (names and where they
+    /// came from; never values).
+    pub secrets: serde_json::Value,
 }
 
 /// Inputs of an insert.
@@ -163,6 +166,8 @@ pub struct NewWorkspace {
     pub runtime: serde_json::Value,
     /// Seed description.
     pub seed: serde_json::Value,
+    /// Secret descriptions (never values).
+    pub secrets: serde_json::Value,
 }
 
 /// One row of `list`: the columns a listing needs (internal; pyro-core

@@ -55,4 +55,6 @@ pub const MIGRATIONS: &[&str] = &[
         bytes_written INTEGER NOT NULL,
         PRIMARY KEY (workspace_id, name)
     );",
+    // 3: secret descriptions (names and sources; values live in files).
+    "ALTER TABLE workspaces ADD COLUMN secrets TEXT NOT NULL DEFAULT '[]';",
 ];

@@ -235,6 +235,7 @@ mod tests {
                     network_policy: "off".into(),
                     runtime: serde_json::json!({}),
                     seed: serde_json::json!({}),
+                    secrets: serde_json::json!([]),
                 },
                 1.0,
             )

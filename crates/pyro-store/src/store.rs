@@ -42,7 +42,7 @@ fn record_select() -> String {
         "SELECT w.workspace_id, w.name, w.environment, w.environment_version, w.state, \
          w.vcpu_count, w.mem_mib, w.ttl_seconds, w.network_policy, w.created_at, \
          w.last_activity_at, w.command_count, w.last_command, w.last_error, w.runtime, w.seed, \
-         {LABELS_COL}, w.reset_count, w.last_reset_at FROM workspaces w"
+         {LABELS_COL}, w.reset_count, w.last_reset_at, w.secrets FROM workspaces w"
     )
 }
 
@@ -97,6 +97,7 @@ fn record_from_row(row: &Row<'_>) -> rusqlite::Result<WorkspaceRecord> {
         seed: json_col(row, 15)?,
         reset_count: u64_col(row, 17)?,
         last_reset_at: row.get(18)?,
+        secrets: json_col(row, 19)?,
     })
 }
 
@@ -366,8 +367,8 @@ impl Store {
             tx.execute(
                 "INSERT INTO workspaces (workspace_id, name, environment, environment_version, \
                  state, vcpu_count, mem_mib, ttl_seconds, network_policy, created_at, \
-                 last_activity_at, runtime, seed) \
-                 VALUES (?1, ?2, ?3, ?4, 'creating', ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11)",
+                 last_activity_at, runtime, seed, secrets) \
+                 VALUES (?1, ?2, ?3, ?4, 'creating', ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11, ?12)",
                 params![
                     id,
                     name,
@@ -381,6 +382,7 @@ impl Store {
                     now,
                     new.runtime.to_string(),
                     new.seed.to_string(),
+                    new.secrets.to_string(),
                 ],
             )?;
             for (k, v) in &labels {

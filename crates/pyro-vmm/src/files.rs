@@ -12,6 +12,64 @@ use pyro_proto::{
 
 use crate::{VmHandle, VmmError};
 
+/// Frames of an archive stream in flight between the reader thread and
+/// the consumer (64 KiB each).
+const ARCHIVE_QUEUE: usize = 32;
+
+/// What the reader thread of an archive passes on.
+enum Item {
+    Data(Vec<u8>),
+    End,
+    Answer(Result<Response, VmmError>),
+}
+
+/// `Read` over the queue of an archive stream.
+struct QueueReader<'a> {
+    rx: &'a std::sync::mpsc::Receiver<Item>,
+    chunk: Vec<u8>,
+    pos: usize,
+    end: bool,
+    failed: Option<VmmError>,
+}
+
+impl Read for QueueReader<'_> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos == self.chunk.len() {
+            if self.end {
+                return Ok(0);
+            }
+            match self.rx.recv() {
+                Ok(Item::Data(b)) => {
+                    self.chunk = b;
+                    self.pos = 0;
+                }
+                Ok(Item::End) => self.end = true,
+                Ok(Item::Answer(Err(e))) => {
+                    let msg = e.to_string();
+                    self.failed = Some(e);
+                    return Err(std::io::Error::other(msg));
+                }
+                Ok(Item::Answer(Ok(r))) => {
+                    let e = VmmError::Agent(format!("unexpected {r:?} in an archive stream"));
+                    let msg = e.to_string();
+                    self.failed = Some(e);
+                    return Err(std::io::Error::other(msg));
+                }
+                Err(_) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "the archive stream ended early",
+                    ))
+                }
+            }
+        }
+        let n = out.len().min(self.chunk.len() - self.pos);
+        out[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
 /// What an archive held, as the agent counted it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ArchiveCounts {
@@ -161,25 +219,110 @@ impl VmHandle {
                 .into())
             }
         };
-        let mut reader = DataReader::new(&mut conn);
+        // A reader thread keeps the socket drained while `consume` works
+        // (unpacking on the host overlaps the guest's sending); the queue
+        // is bounded, so memory stays flat.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Item>(ARCHIVE_QUEUE);
+        let lost = self.clone();
+        // To end the reader thread at once when the transfer is abandoned.
+        let socket = conn
+            .get_ref()
+            .try_clone()
+            .map_err(|e| self.lost_agent(e.to_string()))?;
+        let abandon = move || {
+            let _ = socket.shutdown(std::net::Shutdown::Both);
+        };
+        let pump = std::thread::spawn(move || {
+            let mut done = false;
+            loop {
+                let item = match conn.expect() {
+                    Ok(Message::Data(b)) if b.is_empty() => {
+                        done = true;
+                        Item::End
+                    }
+                    Ok(Message::Data(b)) if !done => Item::Data(b),
+                    Ok(Message::Response(r)) if done => Item::Answer(Ok(r)),
+                    Ok(Message::Error(e)) => Item::Answer(Err(VmmError::Remote(e))),
+                    Ok(other) => Item::Answer(Err(VmmError::Agent(format!(
+                        "unexpected {} in an archive stream",
+                        other.name()
+                    )))),
+                    Err(e) => Item::Answer(Err(lost.lost_agent(e.to_string()))),
+                };
+                let last = matches!(item, Item::Answer(_));
+                if tx.send(item).is_err() || last {
+                    return;
+                }
+            }
+        });
+        let mut reader = QueueReader {
+            rx: &rx,
+            chunk: Vec::new(),
+            pos: 0,
+            end: false,
+            failed: None,
+        };
         let result = consume(kind, &mut reader);
-        if let Some(e) = reader.take_remote_error() {
-            return Err(VmmError::Remote(e).into());
+        if let Some(e) = reader.failed.take() {
+            abandon();
+            drop(reader);
+            drop(rx);
+            let _ = pump.join();
+            return Err(e.into());
         }
-        let value = result?;
+        let value = match result {
+            Ok(v) => v,
+            Err(e) => {
+                // Abandon the transfer: the socket is shut, so the reader
+                // thread's read fails and it ends.
+                abandon();
+                drop(reader);
+                drop(rx);
+                let _ = pump.join();
+                return Err(e);
+            }
+        };
         // The consumer may stop at the tar's end marker; the rest is
-        // padding.
-        reader.drain().map_err(|e| self.lost_agent(e.to_string()))?;
-        if let Some(e) = reader.take_remote_error() {
-            return Err(VmmError::Remote(e).into());
+        // padding, then the answer.
+        let mut answer = None;
+        while !reader.end || answer.is_none() {
+            match reader.rx.recv() {
+                Ok(Item::Data(_)) => {}
+                Ok(Item::End) => reader.end = true,
+                Ok(Item::Answer(a)) => {
+                    answer = Some(a);
+                    break;
+                }
+                Err(_) => break,
+            }
         }
-        match self.answer(&mut conn)? {
-            Response::Archived { entry_count, bytes } => {
+        let _ = pump.join();
+        match answer {
+            Some(Ok(Response::Archived { entry_count, bytes })) => {
                 Ok((value, ArchiveCounts { entry_count, bytes }))
             }
-            other => Err(
-                VmmError::Agent(format!("unexpected answer after an archive: {other:?}")).into(),
-            ),
+            Some(Ok(other)) => Err(VmmError::Agent(format!(
+                "unexpected answer after an archive: {other:?}"
+            ))
+            .into()),
+            Some(Err(e)) => Err(e.into()),
+            None => Err(self
+                .lost_agent("the archive stream ended early".into())
+                .into()),
+        }
+    }
+
+    /// Installs a secret at /run/pyro-secrets/<name> in the guest.
+    pub fn install_secret(&self, name: &str, value: &str) -> Result<(), VmmError> {
+        let mut conn = self.request(Request::InstallSecret {
+            name: name.to_string(),
+            value: value.to_string(),
+        })?;
+        match self.answer(&mut conn)? {
+            Response::Done => Ok(()),
+            other => Err(VmmError::Agent(format!(
+                "unexpected answer to a secret: {other:?}"
+            ))),
         }
     }
 

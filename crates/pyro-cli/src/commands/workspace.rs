@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use pyro_core::api::{
-    CommandSpec, NoParams, WorkspaceCreateParams, WorkspaceExecParams, WorkspaceInfo,
-    WorkspaceListParams, WorkspaceRef, WorkspaceUpdateParams,
+    CommandSpec, NoParams, SecretSource, SecretSpec, WorkspaceCreateParams, WorkspaceExecParams,
+    WorkspaceInfo, WorkspaceListParams, WorkspaceRef, WorkspaceUpdateParams,
 };
 use pyro_core::{Error, Manager, Quiet};
 
@@ -21,6 +21,67 @@ fn fail(printer: Printer, e: Error) -> Exit {
 /// Repeated `--label KEY=VALUE` flags; a key given twice is an error.
 fn parse_labels(args: &[String]) -> Result<BTreeMap<String, String>, Error> {
     pyro_core::parse_label_args(args)
+}
+
+/// `--secret NAME=VALUE` (value verbatim) and `--secret-file NAME=PATH`.
+fn parse_secrets(literal: &[String], files: &[String]) -> Result<Vec<SecretSpec>, Error> {
+    let mut out = Vec::new();
+    for s in literal {
+        let Some((name, value)) = s.split_once('=') else {
+            return Err(Error::InvalidArgument(
+                "workspace secrets must use NAME=VALUE".into(),
+            ));
+        };
+        out.push(SecretSpec {
+            name: name.trim().to_string(),
+            value: Some(value.to_string()),
+            file_path: None,
+        });
+    }
+    for s in files {
+        match s.split_once('=') {
+            Some((name, path)) if !name.trim().is_empty() && !path.is_empty() => {
+                out.push(SecretSpec {
+                    name: name.trim().to_string(),
+                    value: None,
+                    file_path: Some(std::path::PathBuf::from(path)),
+                })
+            }
+            _ => {
+                return Err(Error::InvalidArgument(
+                    "workspace secret files must use NAME=PATH".into(),
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `--secret-env SECRET[=ENV]`.
+fn parse_secret_env(args: &[String]) -> Result<BTreeMap<String, String>, Error> {
+    let mut out = BTreeMap::new();
+    for a in args {
+        let (secret, var) = match a.split_once('=') {
+            Some((s, v)) => (s.trim(), v.trim()),
+            None => (a.trim(), a.trim()),
+        };
+        if secret.is_empty() {
+            return Err(Error::InvalidArgument(
+                "workspace secret env mapping must name a secret".into(),
+            ));
+        }
+        if var.is_empty() {
+            return Err(Error::InvalidArgument(
+                "workspace secret env mapping must name an environment variable".into(),
+            ));
+        }
+        if out.insert(secret.to_string(), var.to_string()).is_some() {
+            return Err(Error::InvalidArgument(format!(
+                "workspace secret env mapping references '{secret}' more than once"
+            )));
+        }
+    }
+    Ok(out)
 }
 
 /// "12 s ago", "3 min ago", "2 h ago", "4 d ago".
@@ -104,6 +165,20 @@ pub(crate) fn summary(p: Printer, heading: &str, w: &WorkspaceInfo) {
         )),
         None => p.line(&format!("Workspace seed: {}", seed.mode)),
     }
+    if !w.secrets.is_empty() {
+        let list: Vec<String> = w
+            .secrets
+            .iter()
+            .map(|s| {
+                let kind = match s.source_kind {
+                    SecretSource::Literal => "literal",
+                    SecretSource::File => "file",
+                };
+                format!("{} ({kind})", s.name)
+            })
+            .collect();
+        p.line(&format!("Secrets: {}", list.join(", ")));
+    }
     p.line(&format!("Execution mode: {}", w.execution_mode));
     let vcpu = if w.vcpu_count == 1 { "vCPU" } else { "vCPUs" };
     p.line(&format!(
@@ -143,7 +218,12 @@ pub fn create(m: &Manager, a: &CreateArgs) -> Exit {
         Ok(l) => l,
         Err(e) => return fail(printer, e),
     };
+    let secrets = match parse_secrets(&a.secrets, &a.secret_files) {
+        Ok(s) => s,
+        Err(e) => return fail(printer, e),
+    };
     let params = WorkspaceCreateParams {
+        secrets,
         name: a.name.clone(),
         labels,
         vcpu_count: a.vcpu_count,
@@ -247,11 +327,16 @@ pub fn exec(m: &Manager, a: &ExecArgs) -> Exit {
     if a.command.is_empty() {
         return crate::usage_error(a.output.json, "a command is required after `--`".into());
     }
+    let secret_env = match parse_secret_env(&a.secret_env) {
+        Ok(m) => m,
+        Err(e) => return fail(printer, e),
+    };
     let params = WorkspaceExecParams {
         workspace_id: a.workspace.clone(),
         command: CommandSpec::Argv(a.command.clone()),
         cwd: a.cwd.clone(),
         timeout_seconds: a.timeout_seconds,
+        secret_env,
     };
     let mut progress = CliProgress::new("workspace-exec", a.output.json);
     progress.phases = false;

@@ -11,6 +11,7 @@ mod input;
 mod interrupt;
 mod races;
 mod schema;
+mod secrets;
 mod truth;
 mod upgrade;
 mod workspace;

@@ -91,6 +91,40 @@ impl WorkspaceRef {
     }
 }
 
+/// One secret given at create: a literal value or a host file.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecretSpec {
+    /// `^[A-Za-z_][A-Za-z0-9_]{0,63}$`.
+    pub name: String,
+    /// The value (non-empty UTF-8, at most 64 KiB). Exactly one of
+    /// `value` and `file_path`.
+    #[serde(default)]
+    pub value: Option<String>,
+    /// A host file holding the value.
+    #[serde(default)]
+    pub file_path: Option<PathBuf>,
+}
+
+/// Where a secret's value came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SecretSource {
+    /// Given as a value.
+    Literal,
+    /// Read from a host file at create.
+    File,
+}
+
+/// A secret as shown: its name and source, never its value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SecretInfo {
+    /// Name (also the file under /run/pyro-secrets in the guest).
+    pub name: String,
+    /// `literal` or `file`.
+    pub source_kind: SecretSource,
+}
+
 /// `workspace_create` params.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -126,6 +160,12 @@ pub struct WorkspaceCreateParams {
     /// directory.
     #[serde(default)]
     pub seed_path: Option<PathBuf>,
+    /// Secrets, stored on the host readable only by its owner and
+    /// installed in the guest at /run/pyro-secrets/NAME (0600, tmpfs) on
+    /// every boot; their values are redacted from everything pyro prints
+    /// or stores.
+    #[serde(default)]
+    pub secrets: Vec<SecretSpec>,
 }
 
 impl WorkspaceCreateParams {
@@ -141,6 +181,7 @@ impl WorkspaceCreateParams {
             network_policy: NetworkPolicy::Off,
             allow_host_compat: false,
             seed_path: None,
+            secrets: Vec::new(),
         }
     }
 }
@@ -200,6 +241,10 @@ pub struct WorkspaceExecParams {
     /// Kill the command after this many seconds (exit code 124).
     #[serde(default = "defaults::timeout_seconds")]
     pub timeout_seconds: u64,
+    /// Workspace secrets to put in this command's environment: secret
+    /// name to environment variable name (the same name when empty).
+    #[serde(default)]
+    pub secret_env: BTreeMap<String, String>,
 }
 
 /// What /workspace was seeded from.
@@ -306,6 +351,8 @@ pub struct WorkspaceInfo {
     pub reset_count: u64,
     /// When the last reset happened (Unix seconds).
     pub last_reset_at: Option<f64>,
+    /// Its secrets: names and sources, never values.
+    pub secrets: Vec<SecretInfo>,
 }
 
 /// One row of `workspace_list`.

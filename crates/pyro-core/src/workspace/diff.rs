@@ -315,7 +315,13 @@ impl Manager {
             )
             .map(|_| ())
         })?;
-        let entries = differ.finish()?;
+        let (_, redactor) = self.secret_env(&r, &Default::default())?;
+        let mut entries = differ.finish()?;
+        if !redactor.is_empty() {
+            for e in &mut entries {
+                e.text_patch = e.text_patch.take().map(|t| redactor.redact_str(&t));
+            }
+        }
         let mut summary = DiffSummary::default();
         let mut patch = String::new();
         for e in &entries {

@@ -120,7 +120,13 @@ impl Manager {
         self.with_disk(&p.workspace_id, "disk read", |r, disk| {
             let d = Disk::open(disk).map_err(disk_error)?;
             let read = d.read(&path, p.max_bytes).map_err(disk_error)?;
-            let (content, encoding) = encode_content(read.content, read.truncated);
+            let (_, redactor) = self.secret_env(r, &Default::default())?;
+            let bytes = if redactor.is_empty() {
+                read.content
+            } else {
+                redactor.redact(&read.content)
+            };
+            let (content, encoding) = encode_content(bytes, read.truncated);
             Ok(WorkspaceFileRead {
                 workspace_id: r.workspace_id.clone(),
                 path: path.clone(),

@@ -7,6 +7,7 @@ use super::{Runtime, HISTORY_CAP};
 use crate::api::{WorkspaceExecParams, WorkspaceExecResult};
 use crate::guest;
 use crate::progress::{Event, Phase, Progress};
+use crate::secrets::Redactor;
 use crate::{interrupt, Error, Hint, Manager};
 
 impl Manager {
@@ -37,12 +38,21 @@ impl Manager {
         } else {
             HISTORY_CAP
         };
-        let out = match self.guest_exec(&vm, &p.command, &p.cwd, p.timeout_seconds, keep, progress)
-        {
+        let (env, redactor) = self.secret_env(&r, &p.secret_env)?;
+        let out = match self.guest_exec(
+            &vm,
+            &p.command,
+            &p.cwd,
+            p.timeout_seconds,
+            keep,
+            env,
+            &redactor,
+            progress,
+        ) {
             Ok(out) => out,
             Err(e) => return Err(self.explain_failure(&r, &p.workspace_id, &vm, e)),
         };
-        let command = p.command.display();
+        let command = redactor.redact_str(&p.command.display());
         let capped = |b: &[u8]| guest::text(&b[..b.len().min(HISTORY_CAP)]).0;
         let duration_ms = out.duration.as_millis() as u64;
         let sequence = self.store()?.record_command(
@@ -66,6 +76,38 @@ impl Manager {
             duration_ms,
             execution_mode: "guest_vsock".into(),
         })
+    }
+
+    /// The environment `secret_env` asks for (secret name → variable
+    /// name, the same name when empty) and a redactor for every secret of
+    /// the workspace.
+    pub(crate) fn secret_env(
+        &self,
+        r: &WorkspaceRecord,
+        mapping: &std::collections::BTreeMap<String, String>,
+    ) -> Result<(Vec<(String, String)>, Redactor), Error> {
+        let infos = crate::secrets::infos_of(r);
+        if infos.is_empty() && mapping.is_empty() {
+            return Ok((Vec::new(), Redactor::default()));
+        }
+        let values = crate::secrets::values(&self.workspace_dir(&r.workspace_id), &infos)?;
+        let mut env: Vec<(String, String)> = Vec::new();
+        for (secret, var) in mapping {
+            let var = if var.is_empty() { secret } else { var };
+            crate::secrets::validate_name("environment variable name", var)?;
+            let Some(value) = values.get(secret) else {
+                return Err(Error::InvalidArgument(format!(
+                    "secret_env references unknown workspace secret '{secret}'"
+                )));
+            };
+            if env.iter().any(|(v, _)| v == var) {
+                return Err(Error::InvalidArgument(format!(
+                    "secret_env sets the environment variable '{var}' more than once"
+                )));
+            }
+            env.push((var.clone(), value.clone()));
+        }
+        Ok((env, Redactor::new(values.values().map(String::as_str))))
     }
 
     /// What a failed guest call means for this workspace. A guest lost

@@ -226,6 +226,12 @@ impl Manager {
             Ok(vm.read_file(&path, p.max_bytes)?)
         })?;
         let truncated = size > bytes.len() as u64;
+        let (_, redactor) = self.secret_env(&r, &Default::default())?;
+        let bytes = if redactor.is_empty() {
+            bytes
+        } else {
+            redactor.redact(&bytes)
+        };
         let (content, encoding) = encode_content(bytes, truncated);
         Ok(WorkspaceFileRead {
             workspace_id: r.workspace_id,

@@ -58,6 +58,7 @@ impl Manager {
             }
             None => None,
         };
+        let secrets = crate::secrets::load(&p.secrets)?;
         let seed_info = match &seed {
             Some((s, stats)) => WorkspaceSeed {
                 mode: s.mode().into(),
@@ -80,6 +81,10 @@ impl Manager {
         // starts or collects a half-made workspace.
         let _lock = self.lock_workspace(&id)?;
         let dir = self.workspace_dir(&id);
+        // Values go to files only the owner reads; the record keeps names.
+        crate::secrets::store(&dir, &secrets).inspect_err(|_| {
+            let _ = std::fs::remove_dir_all(&dir);
+        })?;
         store
             .insert(
                 &NewWorkspace {
@@ -94,6 +99,8 @@ impl Manager {
                     network_policy: p.network_policy.as_str().into(),
                     runtime: Runtime::owned_by_me().value(),
                     seed: serde_json::to_value(&seed_info).unwrap_or_default(),
+                    secrets: serde_json::to_value(crate::secrets::describe(&secrets))
+                        .unwrap_or_default(),
                 },
                 crate::now(),
             )
@@ -210,6 +217,8 @@ impl Manager {
                 &mut |vm| record(vm),
             )
             .and_then(|(vm, _)| {
+                // On every boot, before anything runs in it.
+                self.install_secrets(b.id, vm.handle())?;
                 ready(vm.handle(), progress)?;
                 Ok(vm.detach()?)
             });
@@ -368,6 +377,22 @@ impl Manager {
             deleted: true,
             reason: "explicit_delete".into(),
         })
+    }
+}
+
+impl Manager {
+    /// Writes the workspace's secrets into its guest's /run/pyro-secrets.
+    fn install_secrets(&self, id: &str, vm: &VmHandle) -> Result<(), Error> {
+        let r = self.store()?.resolve(id)?;
+        let infos = crate::secrets::infos_of(&r);
+        if infos.is_empty() {
+            return Ok(());
+        }
+        let values = crate::secrets::values(&self.workspace_dir(id), &infos)?;
+        for (name, value) in &values {
+            vm.install_secret(name, value)?;
+        }
+        Ok(())
     }
 }
 

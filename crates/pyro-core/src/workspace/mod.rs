@@ -127,6 +127,7 @@ pub(crate) fn info(r: &WorkspaceRecord) -> WorkspaceInfo {
         workspace_seed: seed_of(r),
         reset_count: r.reset_count,
         last_reset_at: r.last_reset_at,
+        secrets: crate::secrets::infos_of(r),
     }
 }
 

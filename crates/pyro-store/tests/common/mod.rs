@@ -32,6 +32,7 @@ pub fn new(id: &str, name: Option<&str>, pairs: &[(&str, &str)]) -> NewWorkspace
         network_policy: "off".into(),
         runtime: serde_json::json!({"pid": 42}),
         seed: serde_json::json!({"mode": "empty"}),
+        secrets: serde_json::json!([]),
     }
 }
 
