@@ -13,8 +13,14 @@ UV ?= $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 VHOST_DEVICE_VSOCK_VERSION := 0.3.0
 # Environments built by the tests are cached here and reused across runs.
 export PYRO_TEST_CACHE_DIR ?= $(CURDIR)/target/pyro-test-cache
+# The Python extension (crates/pyro-py) never links libpython: the
+# interpreter that loads it provides the symbols. maturin sets the same, so
+# cargo and maturin builds share pyo3's artifacts.
+export PYO3_BUILD_EXTENSION_MODULE := 1
+# Where the wheel and the editable install take the static agent from.
+PY_AGENT := python/pyro_mcp/_agent/pyro-agent
 
-.PHONY: setup build agent check lint test test-python smoke demo bench clean
+.PHONY: setup build agent py-agent check lint test test-python smoke wheel dist-check demo bench bench-python clean
 
 ## setup: install system packages and cargo tools, then check each tool (idempotent)
 setup:
@@ -23,6 +29,10 @@ setup:
 ## agent: the static guest agent (PID 1 of every guest)
 agent:
 	RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build --release --locked -p pyro-agent --target $(TARGET)
+
+## py-agent: the static agent, copied into the Python package (gitignored)
+py-agent: agent
+	install -D -m 0755 $(AGENT) $(PY_AGENT)
 
 ## build: pyro and its agent, side by side in target/release
 build: agent
@@ -39,11 +49,13 @@ lint:
 test: agent
 	$(CARGO) test --locked --workspace
 
-## test-python: the MCP server driven by the official MCP Python client (real guests)
-test-python: agent
+## test-python: the SDK and the MCP server (official MCP Python client), real guests
+# `uv sync` installs pyro-mcp editable: maturin builds the native module
+# (debug profile, sharing target/debug with cargo) into python/pyro_mcp/.
+test-python: py-agent
 	$(CARGO) build --locked -p pyro-cli
-	$(UV) sync --frozen --group dev
-	$(UV) run --frozen pytest tests/python -q; rc=$$?; \
+	MATURIN_PEP517_ARGS="--profile dev" $(UV) sync --frozen --group dev
+	$(UV) run --frozen --no-sync pytest tests/python -q; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "test-python: no tests collected"; rc=0; fi; exit $$rc
 
 ## smoke: several named, labelled workspaces driven through the CLI (real guests)
@@ -51,15 +63,32 @@ smoke: agent
 	$(CARGO) build --locked -p pyro-cli
 	PYRO_CACHE_DIR=$(PYRO_TEST_CACHE_DIR) scripts/smoke.sh target/debug/pyro
 
+## wheel: the pyro-mcp sdist and wheel (CLI, SDK, static agent) in target/dist
+wheel: py-agent
+	$(UV) build --sdist --wheel --out-dir target/dist
+
+## dist-check: build sdist and wheel, install and use the wheel (real guest), rebuild from the sdist
+dist-check: py-agent
+	UV="$(UV)" scripts/dist-check.sh
+
 ## check: everything CI runs
-check: setup lint test test-python smoke
+check: setup lint test test-python smoke dist-check
 
 ## demo: set up, build, and run `pyro demo` against debian:12
 demo: setup build
 	$(PYRO) demo
 
-## bench: benchmarks, JSON written to target/bench.json
-bench: setup build
+## bench-python: SDK import time, list latency on 1,000 workspaces beside the CLI; JSON in target/bench-python.json
+bench-python: build wheel
+	$(CARGO) build --release --locked -p pyro-py --example fill_store
+	rm -rf target/bench-venv
+	$(UV) venv --quiet target/bench-venv
+	$(UV) pip install --quiet --python target/bench-venv/bin/python target/dist/pyro_mcp-*.whl
+	target/bench-venv/bin/python scripts/bench_python.py --pyro $(PYRO) \
+	  --fill target/release/examples/fill_store --output target/bench-python.json
+
+## bench: benchmarks, JSON written to target/bench.json (and target/bench-python.json)
+bench: setup build bench-python
 	$(CARGO) run --release --locked -p pyro-bench -- --pyro $(PYRO) --output target/bench.json
 
 clean:

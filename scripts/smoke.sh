@@ -58,7 +58,7 @@ step "delete all"
 for n in alpha beta2 gamma; do "$PYRO" workspace delete "$n"; done
 [ "$("$PYRO" workspace list --json | json "d['count']")" = "0" ] || fail "workspaces left"
 
-step "editing loop: the first-run transcript's section 5 (all but service start)"
+step "editing loop: the first-run transcript's section 5"
 work=$(mktemp -d "$STATE/loop.XXXXXX")
 mkdir -p "$work/repo/src" "$work/changes"
 printf 'print("hello")\n' > "$work/repo/src/app.py"
@@ -84,10 +84,13 @@ PATCH
   "$PYRO" workspace diff "$WORKSPACE_ID"
   "$PYRO" workspace diff "$WORKSPACE_ID" --json | json "(d['summary']['added'], d['summary']['modified'])" | grep -qx "(1, 1)" || fail "diff counts"
   "$PYRO" workspace snapshot create "$WORKSPACE_ID" checkpoint
+  "$PYRO" workspace service start "$WORKSPACE_ID" web --ready-file .web-ready -- sh -lc 'touch .web-ready && while true; do sleep 60; done'
+  "$PYRO" workspace service list "$WORKSPACE_ID" | grep -qx 'web \[running\] cwd=/workspace' || fail "service not running"
   # Break things, then go back to the checkpoint.
   "$PYRO" workspace exec "$WORKSPACE_ID" -- sh -c 'rm -f note.txt && echo broken > src/app.py' 2>/dev/null
   "$PYRO" workspace reset "$WORKSPACE_ID" --snapshot checkpoint
   "$PYRO" workspace status "$WORKSPACE_ID" --json | json "(d['reset_count'], d['command_count'])" | grep -qx "(1, 0)" || fail "reset counters"
+  "$PYRO" workspace service list "$WORKSPACE_ID" --json | json "[(s['state'], s['stop_reason']) for s in d['services']]" | grep -qx "\[('stopped', 'workspace_reset')\]" || fail "reset must stop services and say so"
   "$PYRO" workspace export "$WORKSPACE_ID" note.txt --output ./note.txt
   [ "$(cat note.txt)" = "$(printf 'first line\npatched line')" ] || fail "export after reset"
   "$PYRO" workspace stop "$WORKSPACE_ID"

@@ -62,6 +62,11 @@ FULL = CORE | {
     "snapshot_create",
     "snapshot_list",
     "snapshot_delete",
+    "service_start",
+    "service_list",
+    "service_status",
+    "service_logs",
+    "service_stop",
     "vm_list_environments",
 }
 PROFILES = {"vm-run": VM_RUN, "workspace-core": CORE, "workspace-full": FULL}
@@ -453,6 +458,28 @@ async def test_discovery_flow_concurrency_and_output_schemas(pyro: Pyro) -> None
         assert back["content"] == "two\n", back
         await call("snapshot_delete", {"workspace_id": alpha, "snapshot_name": "cp"})
         await call("workspace_file_write", {"workspace_id": beta_id, "path": "kept.txt", "text": "on disk\n"})
+        svc = await call(
+            "service_start",
+            {
+                "workspace_id": alpha,
+                "service_name": "web",
+                "command": "echo up; touch .web-ready && while true; do sleep 60; done",
+                "ready_file": ".web-ready",
+            },
+        )
+        assert svc["state"] == "running" and svc["ready_at"], svc
+        both = await s.call_tool(
+            "service_start",
+            {"workspace_id": alpha, "service_name": "x", "command": "true", "ready_file": "a", "ready_tcp": "h:1"},
+        )
+        assert both.is_error and "at most one" in text_of(both), text_of(both)
+        services = await call("service_list", {"workspace_id": alpha})
+        assert services["running_count"] == 1, services
+        assert (await call("service_status", {"workspace_id": alpha, "service_name": "web"}))["state"] == "running"
+        svc_logs = await call("service_logs", {"workspace_id": alpha, "service_name": "web"})
+        assert svc_logs["stdout"] == "up\n", svc_logs
+        stopped_svc = await call("service_stop", {"workspace_id": alpha, "service_name": "web"})
+        assert stopped_svc["state"] == "stopped", stopped_svc
 
         # Calls in flight at once: a list returns while a long
         # workspace_exec and a long vm_run (a fresh guest) still run.

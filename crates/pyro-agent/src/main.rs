@@ -21,6 +21,7 @@ mod net;
 mod patch;
 mod reaper;
 mod server;
+mod services;
 mod spawn;
 mod vsock;
 
@@ -49,6 +50,7 @@ fn main() -> ExitCode {
                 files::set_root(std::path::PathBuf::from(dir.as_str()));
                 // Secrets go beside it, not in the real /run.
                 files::set_secrets_dir(std::path::PathBuf::from(format!("{dir}-secrets")));
+                services::set_log_dir(std::path::PathBuf::from(format!("{dir}-services")));
                 rest.drain(i..=i + 1);
             }
             let (path, features) = match rest.as_slice() {

@@ -12,7 +12,7 @@ use pyro_proto::{
 use crate::exec::{self, SharedWriter};
 use crate::features::Features;
 use crate::log::log;
-use crate::{files, patch};
+use crate::{files, patch, services};
 
 static STARTED: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
 
@@ -312,6 +312,36 @@ fn serve_one<S: Stream>(stream: S, features: &Features) -> Result<(), ProtoError
             }
             Err(e) => conn.send(&Message::Error(e))?,
         },
+        Request::ServiceStart(req) => {
+            let answer = match services::start(req) {
+                Ok(service) => Message::Response(Response::Service { service }),
+                Err(e) => Message::Error(e),
+            };
+            conn.send(&answer)?;
+        }
+        Request::ServiceList => {
+            conn.send(&Message::Response(Response::Services {
+                services: services::list(),
+            }))?;
+        }
+        Request::ServiceStop { name } => {
+            let answer = match services::stop(&name) {
+                Ok(service) => Message::Response(Response::Service { service }),
+                Err(e) => Message::Error(e),
+            };
+            conn.send(&answer)?;
+        }
+        Request::ServiceLogs { name, tail_lines } => {
+            let answer = match services::logs(&name, tail_lines) {
+                Ok((stdout, stderr, truncated)) => Message::Response(Response::ServiceLogs {
+                    stdout,
+                    stderr,
+                    truncated,
+                }),
+                Err(e) => Message::Error(e),
+            };
+            conn.send(&answer)?;
+        }
         Request::InstallSecret { name, value } => {
             let answer = match files::install_secret(&name, &value) {
                 Ok(()) => Message::Response(Response::Done),

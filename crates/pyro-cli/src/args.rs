@@ -109,6 +109,94 @@ pub enum WorkspaceCommand {
     /// Read a stopped workspace's disk on the host, without booting it.
     #[command(subcommand)]
     Disk(DiskCommand),
+    /// Long-running processes with readiness checks.
+    #[command(subcommand)]
+    Service(ServiceCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServiceCommand {
+    /// Start a service and wait until it is ready (exits 1 when it fails).
+    Start(ServiceStartArgs),
+    /// List the workspace's services.
+    List(IdArgs),
+    /// Show one service.
+    Status(ServiceArgs),
+    /// Print the end of a service's stdout and stderr.
+    Logs(ServiceLogsArgs),
+    /// Stop a service (TERM to its process group, KILL after 5 s).
+    Stop(ServiceArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServiceStartArgs {
+    /// Workspace id or name.
+    pub workspace: String,
+    /// Service name.
+    pub name: String,
+    /// Working directory in the guest (absolute).
+    #[arg(long, default_value = defaults::WORKSPACE_PATH)]
+    pub cwd: String,
+    /// Ready when this file exists (relative to /workspace).
+    #[arg(long, value_name = "PATH", group = "ready")]
+    pub ready_file: Option<String>,
+    /// Ready when HOST:PORT in the guest accepts TCP connections.
+    #[arg(long, value_name = "HOST:PORT", group = "ready")]
+    pub ready_tcp: Option<String>,
+    /// Ready when this http:// URL in the guest answers 2xx or 3xx.
+    #[arg(long, value_name = "URL", group = "ready")]
+    pub ready_http: Option<String>,
+    /// Ready when this shell command exits 0.
+    #[arg(long, value_name = "CMD", group = "ready")]
+    pub ready_command: Option<String>,
+    /// Give up (kill it, state failed) after this many seconds.
+    #[arg(long, default_value_t = 30)]
+    pub ready_timeout_seconds: u64,
+    /// Time between readiness probes.
+    #[arg(long, default_value_t = 500)]
+    pub ready_interval_ms: u64,
+    /// Put workspace secret SECRET in the service's environment as ENV.
+    #[arg(long = "secret-env", value_name = "SECRET[=ENV]")]
+    pub secret_env: Vec<String>,
+    /// Publish GUEST_PORT or HOST_PORT:GUEST_PORT on 127.0.0.1 (needs the
+    /// egress+published-ports network policy).
+    #[arg(long = "publish", value_name = "[HOST:]GUEST")]
+    pub publish: Vec<String>,
+    #[command(flatten)]
+    pub output: JsonFlag,
+    /// The program and its arguments, after `--` (no shell is added).
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND"
+    )]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServiceArgs {
+    /// Workspace id or name.
+    pub workspace: String,
+    /// Service name.
+    pub name: String,
+    #[command(flatten)]
+    pub output: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+pub struct ServiceLogsArgs {
+    /// Workspace id or name.
+    pub workspace: String,
+    /// Service name.
+    pub name: String,
+    /// Last lines of each stream.
+    #[arg(long, default_value_t = 200, conflicts_with = "all")]
+    pub tail_lines: u64,
+    /// Everything kept.
+    #[arg(long)]
+    pub all: bool,
+    #[command(flatten)]
+    pub output: JsonFlag,
 }
 
 #[derive(Debug, Subcommand)]

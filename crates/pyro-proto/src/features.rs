@@ -33,6 +33,9 @@ pub const ARCHIVE: &str = "archive";
 /// [`crate::Request::InstallSecret`].
 pub const SECRETS: &str = "secrets";
 
+/// [`crate::Request::ServiceStart`] and the other service requests.
+pub const SERVICES: &str = "services";
+
 /// What every protocol-1 agent has always had, including those that predate
 /// feature lists: a `Hello` without `features` (or with an empty list) means
 /// exactly these.
@@ -60,4 +63,5 @@ pub const ALL: &[&str] = &[
     PATCH,
     ARCHIVE,
     SECRETS,
+    SERVICES,
 ];

@@ -83,7 +83,8 @@ mod upload;
 pub use frame::{read_frame, write_frame, Frame, FrameKind, HEADER_LEN, MAX_FRAME_PAYLOAD};
 pub use message::{
     check_peer_hello, Connection, ErrorCode, ExecRequest, ExitInfo, FileEntry, FileKind, Hello,
-    Message, OutputStream, PatchStatus, PatchedFile, RemoteError, Request, Response,
+    Message, OutputStream, PatchStatus, PatchedFile, Readiness, RemoteError, Request, Response,
+    ServiceStartRequest, ServiceState, ServiceStatus,
 };
 pub use upload::{DataReader, DataWriter};
 

@@ -83,6 +83,97 @@ pub struct ExecRequest {
     pub output_token: Option<u64>,
 }
 
+/// How a service says it is ready.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Readiness {
+    /// A file exists (a guest path under /workspace).
+    File {
+        /// The path.
+        path: String,
+    },
+    /// A TCP connection to `HOST:PORT` succeeds (1 s per try).
+    Tcp {
+        /// `HOST:PORT`.
+        address: String,
+    },
+    /// An HTTP GET answers 2xx or 3xx (2 s per try; plain http only).
+    Http {
+        /// The URL.
+        url: String,
+    },
+    /// `sh -lc COMMAND` in the service's directory exits 0 (10 s per try).
+    Command {
+        /// The command line.
+        command: String,
+    },
+}
+
+/// Start a long-running process in the guest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceStartRequest {
+    /// Service name (unique in the guest while it runs).
+    pub name: String,
+    /// Program and arguments.
+    pub argv: Vec<String>,
+    /// How the command is shown.
+    pub command: String,
+    /// Working directory.
+    pub cwd: String,
+    /// Variables added to the base environment.
+    #[serde(default)]
+    pub env: Vec<(String, String)>,
+    /// How it says it is ready; none means ready once started.
+    #[serde(default)]
+    pub readiness: Option<Readiness>,
+    /// Give up (and kill it) after this long without readiness.
+    pub ready_timeout_ms: u64,
+    /// Time between readiness probes.
+    pub ready_interval_ms: u64,
+}
+
+/// Where a service is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServiceState {
+    /// Its process runs.
+    Running,
+    /// Its process ended by itself.
+    Exited,
+    /// It was stopped.
+    Stopped,
+    /// It never became ready (and was killed, or exited first).
+    Failed,
+}
+
+/// A service as the agent knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceStatus {
+    /// Name.
+    pub name: String,
+    /// The command as shown.
+    pub command: String,
+    /// Working directory.
+    pub cwd: String,
+    /// State.
+    pub state: ServiceState,
+    /// Process (and group) id while known.
+    pub pid: Option<i32>,
+    /// Guest wall clock, Unix milliseconds.
+    pub started_at_ms: u64,
+    /// When it became ready.
+    pub ready_at_ms: Option<u64>,
+    /// When it ended.
+    pub ended_at_ms: Option<u64>,
+    /// Exit code (128+N after signal N).
+    pub exit_code: Option<i32>,
+    /// Why it ended: process_exited_before_ready, readiness_timeout,
+    /// sigterm, sigkill.
+    pub stop_reason: Option<String>,
+    /// Its readiness check.
+    pub readiness: Option<Readiness>,
+}
+
 /// Which output stream a connection carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -178,6 +269,23 @@ pub enum Request {
         /// The value.
         value: String,
     },
+    /// Start a service and wait for its readiness: answered `Service`.
+    ServiceStart(ServiceStartRequest),
+    /// Every service the agent knows: answered `Services`.
+    ServiceList,
+    /// Stop a service (TERM to its group, KILL after 5 s): answered
+    /// `Service`.
+    ServiceStop {
+        /// Name.
+        name: String,
+    },
+    /// The end of a service's output: answered `ServiceLogs`.
+    ServiceLogs {
+        /// Name.
+        name: String,
+        /// Last lines per stream; all kept output when absent.
+        tail_lines: Option<u64>,
+    },
     /// Send `path` as a tar stream: answered `ArchiveHead`, then `Data`
     /// frames, an empty `Data` frame and `Archived`. A directory's
     /// contents are archived relative to it; a file or symlink is one
@@ -205,6 +313,10 @@ const KNOWN_OPS: &[&str] = &[
     "apply_patch",
     "archive",
     "install_secret",
+    "service_start",
+    "service_list",
+    "service_stop",
+    "service_logs",
 ];
 
 impl Request {
@@ -225,6 +337,10 @@ impl Request {
             Request::ApplyPatch { .. } => "apply_patch",
             Request::Archive { .. } => "archive",
             Request::InstallSecret { .. } => "install_secret",
+            Request::ServiceStart(_) => "service_start",
+            Request::ServiceList => "service_list",
+            Request::ServiceStop { .. } => "service_stop",
+            Request::ServiceLogs { .. } => "service_logs",
         }
     }
 
@@ -244,6 +360,10 @@ impl Request {
             Request::ApplyPatch { .. } => features::PATCH,
             Request::Archive { .. } => features::ARCHIVE,
             Request::InstallSecret { .. } => features::SECRETS,
+            Request::ServiceStart(_)
+            | Request::ServiceList
+            | Request::ServiceStop { .. }
+            | Request::ServiceLogs { .. } => features::SERVICES,
         }
     }
 
@@ -268,6 +388,10 @@ impl Request {
             Request::ApplyPatch { .. } => &[features::PATCH],
             Request::Archive { .. } => &[features::ARCHIVE],
             Request::InstallSecret { .. } => &[features::SECRETS],
+            Request::ServiceStart(_)
+            | Request::ServiceList
+            | Request::ServiceStop { .. }
+            | Request::ServiceLogs { .. } => &[features::SERVICES],
         }
     }
 
@@ -336,6 +460,25 @@ pub enum Response {
     Patched {
         /// One per file of the patch.
         files: Vec<PatchedFile>,
+    },
+    /// A service's status.
+    Service {
+        /// It.
+        service: ServiceStatus,
+    },
+    /// Every service.
+    Services {
+        /// Sorted by name.
+        services: Vec<ServiceStatus>,
+    },
+    /// A service's output.
+    ServiceLogs {
+        /// stdout (the kept end).
+        stdout: String,
+        /// stderr (the kept end).
+        stderr: String,
+        /// Whether either was cut.
+        truncated: bool,
     },
     /// Start of an `Archive` answer: what `path` is.
     ArchiveHead {
@@ -748,6 +891,24 @@ mod tests {
                 name: "A".into(),
                 value: "v".into(),
             },
+            Request::ServiceStart(ServiceStartRequest {
+                name: "web".into(),
+                argv: vec!["true".into()],
+                command: "true".into(),
+                cwd: "/workspace".into(),
+                env: vec![],
+                readiness: Some(Readiness::File {
+                    path: "/workspace/.ready".into(),
+                }),
+                ready_timeout_ms: 1000,
+                ready_interval_ms: 100,
+            }),
+            Request::ServiceList,
+            Request::ServiceStop { name: "web".into() },
+            Request::ServiceLogs {
+                name: "web".into(),
+                tail_lines: Some(5),
+            },
         ];
         for r in &all {
             match r {
@@ -764,7 +925,11 @@ mod tests {
                 | Request::WriteFile { .. }
                 | Request::ApplyPatch { .. }
                 | Request::Archive { .. }
-                | Request::InstallSecret { .. } => {}
+                | Request::InstallSecret { .. }
+                | Request::ServiceStart(_)
+                | Request::ServiceList
+                | Request::ServiceStop { .. }
+                | Request::ServiceLogs { .. } => {}
             }
         }
         all
@@ -786,6 +951,7 @@ mod tests {
                 features::PATCH,
                 features::ARCHIVE,
                 features::SECRETS,
+                features::SERVICES,
             ];
             assert_eq!(
                 features::BASE.contains(&r.feature()),

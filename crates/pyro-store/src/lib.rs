@@ -80,6 +80,7 @@ mod error;
 mod query;
 mod record;
 mod schema;
+mod services;
 mod snapshots;
 mod store;
 mod validate;

@@ -57,6 +57,10 @@ pub(crate) fn split_labels(packed: Option<&str>) -> std::collections::BTreeMap<S
 }
 
 /// Columns of a summary, in the order `summary_from_row` reads them.
+/// Recorded and running services of `w`.
+pub(crate) const SERVICE_COUNTS: &str = "(SELECT COUNT(*) FROM services s WHERE s.workspace_id = w.workspace_id), \
+     (SELECT COUNT(*) FROM services s WHERE s.workspace_id = w.workspace_id AND s.state = 'running')";
+
 const SUMMARY_COLUMNS: &str = "w.workspace_id, w.name, w.environment, w.state, w.created_at, \
      w.last_activity_at, w.ttl_seconds, w.command_count";
 
@@ -126,8 +130,9 @@ fn where_clause(query: &ListQuery, drive: Option<usize>) -> (String, Vec<Value>)
 /// ordered and limited by SQLite. `drive`: see [`where_clause`].
 pub(crate) fn list_sql(query: &ListQuery, drive: Option<usize>) -> (String, Vec<Value>) {
     let (filter, mut args) = where_clause(query, drive);
-    let mut sql =
-        format!("SELECT {SUMMARY_COLUMNS}, {LABELS_COL} FROM workspaces w{filter}{ORDER}");
+    let mut sql = format!(
+        "SELECT {SUMMARY_COLUMNS}, {LABELS_COL}, {SERVICE_COUNTS} FROM workspaces w{filter}{ORDER}"
+    );
     if let Some(limit) = query.limit {
         sql.push_str(" LIMIT ?");
         args.push(i64::try_from(limit).unwrap_or(i64::MAX).into());

@@ -139,6 +139,10 @@ pub struct WorkspaceRecord {
     /// Opaque descriptions of the workspace's secrets (names and where they
     /// came from; never values).
     pub secrets: serde_json::Value,
+    /// Services recorded.
+    pub service_count: u64,
+    /// Of which running.
+    pub running_service_count: u64,
 }
 
 /// Inputs of an insert.
@@ -192,6 +196,10 @@ pub struct WorkspaceSummary {
     pub expires_at: Option<f64>,
     /// Commands run.
     pub command_count: u64,
+    /// Services recorded.
+    pub service_count: u64,
+    /// Of which running.
+    pub running_service_count: u64,
 }
 
 /// One history entry (internal; pyro-core turns it into the public one).

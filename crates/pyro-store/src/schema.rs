@@ -57,4 +57,12 @@ pub const MIGRATIONS: &[&str] = &[
     );",
     // 3: secret descriptions (names and sources; values live in files).
     "ALTER TABLE workspaces ADD COLUMN secrets TEXT NOT NULL DEFAULT '[]';",
+    // 4: services (the host's record of each; the guest's agent runs them).
+    "CREATE TABLE services (
+        workspace_id TEXT NOT NULL REFERENCES workspaces(workspace_id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        state TEXT NOT NULL,
+        record TEXT NOT NULL,
+        PRIMARY KEY (workspace_id, name)
+    );",
 ];

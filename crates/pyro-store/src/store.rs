@@ -42,7 +42,10 @@ fn record_select() -> String {
         "SELECT w.workspace_id, w.name, w.environment, w.environment_version, w.state, \
          w.vcpu_count, w.mem_mib, w.ttl_seconds, w.network_policy, w.created_at, \
          w.last_activity_at, w.command_count, w.last_command, w.last_error, w.runtime, w.seed, \
-         {LABELS_COL}, w.reset_count, w.last_reset_at, w.secrets FROM workspaces w"
+         {LABELS_COL}, w.reset_count, w.last_reset_at, w.secrets, \
+         (SELECT COUNT(*) FROM services s WHERE s.workspace_id = w.workspace_id), \
+         (SELECT COUNT(*) FROM services s WHERE s.workspace_id = w.workspace_id \
+          AND s.state = 'running') FROM workspaces w"
     )
 }
 
@@ -98,6 +101,8 @@ fn record_from_row(row: &Row<'_>) -> rusqlite::Result<WorkspaceRecord> {
         reset_count: u64_col(row, 17)?,
         last_reset_at: row.get(18)?,
         secrets: json_col(row, 19)?,
+        service_count: u64_col(row, 20)?,
+        running_service_count: u64_col(row, 21)?,
     })
 }
 
@@ -115,6 +120,8 @@ fn summary_from_row(row: &Row<'_>) -> rusqlite::Result<WorkspaceSummary> {
         last_activity_at,
         expires_at: expires_at(state, last_activity_at, ttl_seconds),
         command_count: u64_col(row, 7)?,
+        service_count: u64_col(row, 9)?,
+        running_service_count: u64_col(row, 10)?,
     })
 }
 

@@ -126,6 +126,6 @@ fn concurrent_first_opens_migrate_once() {
     let path = db(dir.path());
     run_children("concurrent_first_opens_migrate_once", &path);
     let s = Store::open(&path).unwrap();
-    assert_eq!(s.schema_version().unwrap(), 3);
+    assert_eq!(s.schema_version().unwrap(), 4);
     assert_eq!(s.list(&ListQuery::default()).unwrap().len(), PROCESSES * 5);
 }

@@ -272,6 +272,8 @@ fn list_rows_carry_exactly_the_listed_fields() {
             last_activity_at: 20.0,
             expires_at: Some(620.0),
             command_count: 1,
+            service_count: 0,
+            running_service_count: 0,
         }
     );
     // Only started workspaces expire.
@@ -718,10 +720,10 @@ fn schema_is_versioned_and_reopening_is_idempotent() {
     let path = db(dir.path());
     let s = Store::open(&path).unwrap();
     s.insert(&new(A, Some("kept"), &[("k", "v")]), 1.0).unwrap();
-    assert_eq!(s.schema_version().unwrap(), 3);
+    assert_eq!(s.schema_version().unwrap(), 4);
     drop(s);
     let s = Store::open(&path).unwrap();
-    assert_eq!(s.schema_version().unwrap(), 3);
+    assert_eq!(s.schema_version().unwrap(), 4);
     let r = s.resolve("kept").unwrap();
     assert_eq!(
         (r.workspace_id.as_str(), r.labels),
@@ -732,7 +734,7 @@ fn schema_is_versioned_and_reopening_is_idempotent() {
     let version: i64 = raw
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
     let mode: String = raw
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();
@@ -752,7 +754,7 @@ fn a_newer_schema_is_refused_clearly() {
         err,
         StoreError::SchemaTooNew {
             found: 99,
-            known: 3
+            known: 4
         }
     ));
     assert!(err.to_string().contains("upgrade pyro"), "{err}");
@@ -1133,7 +1135,7 @@ fn schema_1_databases_upgrade() {
         .unwrap();
     }
     let s = Store::open(&path).unwrap();
-    assert_eq!(s.schema_version().unwrap(), 3);
+    assert_eq!(s.schema_version().unwrap(), 4);
     let r = s.resolve("old").unwrap();
     assert_eq!((r.reset_count, r.last_reset_at), (0, None));
     assert!(s.snapshots("0123456789ab").unwrap().is_empty());

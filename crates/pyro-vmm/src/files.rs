@@ -312,6 +312,67 @@ impl VmHandle {
         }
     }
 
+    /// Starts a service and waits for its readiness (the agent's own
+    /// timeout applies; the connection waits for it).
+    pub fn service_start(
+        &self,
+        req: pyro_proto::ServiceStartRequest,
+    ) -> Result<pyro_proto::ServiceStatus, VmmError> {
+        let mut conn = self.request(Request::ServiceStart(req))?;
+        match self.answer(&mut conn)? {
+            Response::Service { service } => Ok(service),
+            other => Err(VmmError::Agent(format!(
+                "unexpected answer to a service start: {other:?}"
+            ))),
+        }
+    }
+
+    /// Every service the guest knows.
+    pub fn service_list(&self) -> Result<Vec<pyro_proto::ServiceStatus>, VmmError> {
+        let mut conn = self.request(Request::ServiceList)?;
+        match self.answer(&mut conn)? {
+            Response::Services { services } => Ok(services),
+            other => Err(VmmError::Agent(format!(
+                "unexpected answer to a service list: {other:?}"
+            ))),
+        }
+    }
+
+    /// Stops a service (TERM, then KILL).
+    pub fn service_stop(&self, name: &str) -> Result<pyro_proto::ServiceStatus, VmmError> {
+        let mut conn = self.request(Request::ServiceStop {
+            name: name.to_string(),
+        })?;
+        match self.answer(&mut conn)? {
+            Response::Service { service } => Ok(service),
+            other => Err(VmmError::Agent(format!(
+                "unexpected answer to a service stop: {other:?}"
+            ))),
+        }
+    }
+
+    /// The end of a service's output: (stdout, stderr, truncated).
+    pub fn service_logs(
+        &self,
+        name: &str,
+        tail_lines: Option<u64>,
+    ) -> Result<(String, String, bool), VmmError> {
+        let mut conn = self.request(Request::ServiceLogs {
+            name: name.to_string(),
+            tail_lines,
+        })?;
+        match self.answer(&mut conn)? {
+            Response::ServiceLogs {
+                stdout,
+                stderr,
+                truncated,
+            } => Ok((stdout, stderr, truncated)),
+            other => Err(VmmError::Agent(format!(
+                "unexpected answer to service logs: {other:?}"
+            ))),
+        }
+    }
+
     /// Installs a secret at /run/pyro-secrets/<name> in the guest.
     pub fn install_secret(&self, name: &str, value: &str) -> Result<(), VmmError> {
         let mut conn = self.request(Request::InstallSecret {

@@ -8,6 +8,7 @@ pub mod env;
 pub mod mcp;
 pub mod run;
 pub mod schema;
+pub mod services;
 pub mod workspace;
 
 use serde::Serialize;

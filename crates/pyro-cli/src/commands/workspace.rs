@@ -58,7 +58,7 @@ fn parse_secrets(literal: &[String], files: &[String]) -> Result<Vec<SecretSpec>
 }
 
 /// `--secret-env SECRET[=ENV]`.
-fn parse_secret_env(args: &[String]) -> Result<BTreeMap<String, String>, Error> {
+pub(crate) fn parse_secret_env(args: &[String]) -> Result<BTreeMap<String, String>, Error> {
     let mut out = BTreeMap::new();
     for a in args {
         let (secret, var) = match a.split_once('=') {

@@ -12,6 +12,7 @@ mod interrupt;
 mod races;
 mod schema;
 mod secrets;
+mod services;
 mod truth;
 mod upgrade;
 mod workspace;

@@ -153,6 +153,39 @@ fn every_command_json_matches_the_published_schema() {
         ],
     );
     ok("workspace_diff", &["workspace", "diff", "s", "--json"]);
+    ok(
+        "service_start",
+        &[
+            "workspace",
+            "service",
+            "start",
+            "s",
+            "web",
+            "--ready-file",
+            ".up",
+            "--json",
+            "--",
+            "sh",
+            "-c",
+            "touch .up; exec sleep 600",
+        ],
+    );
+    ok(
+        "service_list",
+        &["workspace", "service", "list", "s", "--json"],
+    );
+    ok(
+        "service_status",
+        &["workspace", "service", "status", "s", "web", "--json"],
+    );
+    ok(
+        "service_logs",
+        &["workspace", "service", "logs", "s", "web", "--json"],
+    );
+    ok(
+        "service_stop",
+        &["workspace", "service", "stop", "s", "web", "--json"],
+    );
     let out = host.path().join("out.txt");
     ok(
         "workspace_export",

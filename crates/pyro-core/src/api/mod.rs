@@ -16,11 +16,13 @@
 mod contents;
 mod env;
 mod run;
+mod services;
 mod workspace;
 
 pub use contents::*;
 pub use env::*;
 pub use run::*;
+pub use services::*;
 pub use workspace::*;
 
 use schemars::{JsonSchema, Schema};
@@ -306,6 +308,16 @@ operations! {
         summary: "Read up to max_bytes of a file on a stopped workspace's disk, without booting it." }
     WorkspaceDiskExportOp { name: "workspace_disk_export", cli: "workspace disk export", params: WorkspaceDiskExportParams, output: WorkspaceDiskExport, method: workspace_disk_export,
         summary: "Write a stopped workspace's disk as a standalone raw ext4 image on the host." }
+    ServiceStartOp { name: "service_start", cli: "workspace service start", params: ServiceStartParams, output: ServiceInfo, method: service_start,
+        summary: "Start a long-running process in a started workspace and wait for its readiness (file, tcp, http or command)." }
+    ServiceListOp { name: "service_list", cli: "workspace service list", params: WorkspaceRef, output: ServiceList, method: service_list,
+        summary: "List a workspace's services with their states." }
+    ServiceStatusOp { name: "service_status", cli: "workspace service status", params: ServiceRef, output: ServiceInfo, method: service_status,
+        summary: "Show one service: state, readiness, exit code and why it ended." }
+    ServiceLogsOp { name: "service_logs", cli: "workspace service logs", params: ServiceLogsParams, output: ServiceLogs, method: service_logs,
+        summary: "The end of a service's stdout and stderr (secret values redacted)." }
+    ServiceStopOp { name: "service_stop", cli: "workspace service stop", params: ServiceRef, output: ServiceInfo, method: service_stop,
+        summary: "Stop a service: TERM to its process group, KILL after 5 s." }
     WorkspaceGcOp { name: "workspace_gc", cli: "workspace gc", params: NoParams, output: GcResult, method: workspace_gc,
         summary: "Reconcile records with the processes on the host: mark dead guests stopped, kill guests no record owns, remove orphaned files." }
 }

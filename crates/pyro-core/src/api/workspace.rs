@@ -394,8 +394,8 @@ impl From<pyro_store::WorkspaceSummary> for WorkspaceSummary {
             last_activity_at: s.last_activity_at,
             expires_at: s.expires_at,
             command_count: s.command_count,
-            service_count: 0,
-            running_service_count: 0,
+            service_count: s.service_count,
+            running_service_count: s.running_service_count,
         }
     }
 }

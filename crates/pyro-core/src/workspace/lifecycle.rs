@@ -335,7 +335,11 @@ impl Manager {
                 id: &id,
                 environment: &r.environment,
             });
+            // Services end cleanly before the guest powers off.
+            self.end_services(&id, Some(&vm), "workspace_stopped");
             self.backend().stop(&vm);
+        } else {
+            self.end_services(&id, None, "workspace_stopped");
         }
         let state = match r.state {
             WorkspaceState::Failed | WorkspaceState::Creating => WorkspaceState::Failed,

@@ -41,6 +41,7 @@ mod files;
 mod lifecycle;
 mod query;
 mod reconcile;
+mod services;
 mod snapshots;
 
 use std::path::PathBuf;
@@ -121,8 +122,8 @@ pub(crate) fn info(r: &WorkspaceRecord) -> WorkspaceInfo {
         workspace_path: defaults::WORKSPACE_PATH.into(),
         command_count: r.command_count,
         last_command: r.last_command.clone().map(Into::into),
-        service_count: 0,
-        running_service_count: 0,
+        service_count: r.service_count,
+        running_service_count: r.running_service_count,
         last_error: r.last_error.clone(),
         workspace_seed: seed_of(r),
         reset_count: r.reset_count,

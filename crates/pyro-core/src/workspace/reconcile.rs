@@ -73,6 +73,8 @@ impl Manager {
         if let Some(vm) = &rt.vm {
             self.backend().kill(vm);
         }
+        // Its guest is gone, and the services with it.
+        self.end_services(&r.workspace_id, None, "workspace_stopped");
         // A guest spawned but not yet recorded (its creator was killed in
         // between) is found by its command line.
         super::lifecycle::kill_guests_of(&self.workspace_dir(&r.workspace_id));

@@ -248,6 +248,7 @@ impl Manager {
         // the old guest is killed or its disk moved, so a reset killed at
         // any point is settled by putting the old disk back.
         let old_vm = Runtime::of(&r).vm;
+        self.end_services(&id, old_vm.as_ref(), "workspace_reset");
         store.set_state(
             &id,
             WorkspaceState::Stopped,

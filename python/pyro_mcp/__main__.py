@@ -1,0 +1,5 @@
+"""``python -m pyro_mcp ...`` is the ``pyro`` command."""
+
+from pyro_mcp._cli import main
+
+main()
