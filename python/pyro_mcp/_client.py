@@ -441,6 +441,65 @@ class Pyro:
         """Stop a service (TERM, then KILL)."""
         return self._call("service_stop", workspace_id=workspace_id, service_name=service_name)
 
+    # --- shells ------------------------------------------------------------------
+
+    def open_shell(
+        self,
+        workspace_id: str,
+        *,
+        cwd: str = "/workspace",
+        cols: int = 120,
+        rows: int = 30,
+        secret_env: Mapping[str, str] | None = None,
+    ) -> Result:
+        """Open an interactive shell (bash on a terminal) that keeps its state
+        (directory, variables) across calls; the record's ``shell_id`` names it."""
+        return self._call(
+            "shell_open",
+            workspace_id=workspace_id,
+            cwd=cwd,
+            cols=cols,
+            rows=rows,
+            secret_env=None if secret_env is None else dict(secret_env),
+        )
+
+    def read_shell(
+        self,
+        workspace_id: str,
+        shell_id: str,
+        *,
+        cursor: int = 0,
+        max_chars: int = 65536,
+        plain: bool = False,
+        wait_for_idle_ms: int | None = None,
+    ) -> Result:
+        """Output from ``cursor`` (pass the previous ``next_cursor``);
+        ``wait_for_idle_ms`` first waits until the shell goes quiet;
+        ``plain`` renders terminal control sequences away."""
+        return self._call(
+            "shell_read",
+            workspace_id=workspace_id,
+            shell_id=shell_id,
+            cursor=cursor,
+            max_chars=max_chars,
+            plain=plain,
+            wait_for_idle_ms=wait_for_idle_ms,
+        )
+
+    def write_shell(self, workspace_id: str, shell_id: str, *, input: str, append_newline: bool = True) -> Result:
+        """Type ``input`` into the shell (Enter appended unless told not to)."""
+        return self._call(
+            "shell_write", workspace_id=workspace_id, shell_id=shell_id, input=input, append_newline=append_newline
+        )
+
+    def signal_shell(self, workspace_id: str, shell_id: str, *, signal_name: str = "INT") -> Result:
+        """Send HUP, INT, TERM or KILL (any case) to what runs in the shell's foreground."""
+        return self._call("shell_signal", workspace_id=workspace_id, shell_id=shell_id, signal_name=signal_name)
+
+    def close_shell(self, workspace_id: str, shell_id: str) -> Result:
+        """End the shell."""
+        return self._call("shell_close", workspace_id=workspace_id, shell_id=shell_id)
+
     # --- MCP ---------------------------------------------------------------------
 
     def create_server(

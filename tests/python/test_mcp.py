@@ -62,6 +62,11 @@ FULL = CORE | {
     "snapshot_create",
     "snapshot_list",
     "snapshot_delete",
+    "shell_open",
+    "shell_read",
+    "shell_write",
+    "shell_signal",
+    "shell_close",
     "service_start",
     "service_list",
     "service_status",
@@ -480,6 +485,23 @@ async def test_discovery_flow_concurrency_and_output_schemas(pyro: Pyro) -> None
         assert svc_logs["stdout"] == "up\n", svc_logs
         stopped_svc = await call("service_stop", {"workspace_id": alpha, "service_name": "web"})
         assert stopped_svc["state"] == "stopped", stopped_svc
+        shell = await call("shell_open", {"workspace_id": alpha})
+        sid = shell["shell_id"]
+        await call("shell_write", {"workspace_id": alpha, "shell_id": sid, "input": "cd /tmp; X=4; echo v=$((X*2))"})
+        out = await call(
+            "shell_read", {"workspace_id": alpha, "shell_id": sid, "plain": True, "wait_for_idle_ms": 500}
+        )
+        assert "v=8" in out["output"] and out["next_cursor"] > 0, out
+        await call("shell_write", {"workspace_id": alpha, "shell_id": sid, "input": "pwd"})
+        out = await call(
+            "shell_read",
+            {"workspace_id": alpha, "shell_id": sid, "cursor": out["next_cursor"], "plain": True, "wait_for_idle_ms": 500},
+        )
+        assert "/tmp" in out["output"], out
+        sig = await call("shell_signal", {"workspace_id": alpha, "shell_id": sid, "signal_name": "int"})
+        assert sig["signal"] == "INT", sig
+        closed = await call("shell_close", {"workspace_id": alpha, "shell_id": sid})
+        assert closed["closed"] is True, closed
 
         # Calls in flight at once: a list returns while a long
         # workspace_exec and a long vm_run (a fresh guest) still run.

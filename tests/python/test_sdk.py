@@ -106,7 +106,6 @@ CONTRACT_METHODS = [name for name in vars(Contract) if not name.startswith("_")]
 # Not in pyro yet (no operation in pyro-core): docs/python.md lists them.
 MISSING = {
     "create_vm", "start_vm", "exec_vm", "stop_vm", "delete_vm", "status_vm", "network_info_vm", "reap_expired",
-    "open_shell", "read_shell", "write_shell", "signal_shell", "close_shell",
 }
 
 # Keyword-only additions beyond the 3.x signatures (pyro's own params).
@@ -155,6 +154,11 @@ OPERATIONS = {
     "status_service": "service_status",
     "logs_service": "service_logs",
     "stop_service": "service_stop",
+    "open_shell": "shell_open",
+    "read_shell": "shell_read",
+    "write_shell": "shell_write",
+    "signal_shell": "shell_signal",
+    "close_shell": "shell_close",
 }
 
 # SDK keywords that stand for other params of the operation.

@@ -22,6 +22,7 @@ mod patch;
 mod reaper;
 mod server;
 mod services;
+mod shells;
 mod spawn;
 mod vsock;
 

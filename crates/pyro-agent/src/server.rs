@@ -12,7 +12,7 @@ use pyro_proto::{
 use crate::exec::{self, SharedWriter};
 use crate::features::Features;
 use crate::log::log;
-use crate::{files, patch, services};
+use crate::{files, patch, services, shells};
 
 static STARTED: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
 
@@ -338,6 +338,60 @@ fn serve_one<S: Stream>(stream: S, features: &Features) -> Result<(), ProtoError
                     stderr,
                     truncated,
                 }),
+                Err(e) => Message::Error(e),
+            };
+            conn.send(&answer)?;
+        }
+        Request::ShellOpen {
+            shell_id,
+            cwd,
+            cols,
+            rows,
+            env,
+        } => {
+            let answer = match shells::open(shell_id, cwd, cols, rows, env) {
+                Ok(shell) => Message::Response(Response::Shell { shell }),
+                Err(e) => Message::Error(e),
+            };
+            conn.send(&answer)?;
+        }
+        Request::ShellRead {
+            shell_id,
+            cursor,
+            max_bytes,
+            idle_ms,
+        } => {
+            let answer = match shells::read(&shell_id, cursor, max_bytes, idle_ms) {
+                Ok((shell, cursor, next_cursor, output, truncated)) => {
+                    Message::Response(Response::ShellOutput {
+                        shell,
+                        cursor,
+                        next_cursor,
+                        output,
+                        truncated,
+                    })
+                }
+                Err(e) => Message::Error(e),
+            };
+            conn.send(&answer)?;
+        }
+        Request::ShellWrite { shell_id, input } => {
+            let answer = match shells::write(&shell_id, &input) {
+                Ok(shell) => Message::Response(Response::Shell { shell }),
+                Err(e) => Message::Error(e),
+            };
+            conn.send(&answer)?;
+        }
+        Request::ShellSignal { shell_id, signal } => {
+            let answer = match shells::signal(&shell_id, signal) {
+                Ok(shell) => Message::Response(Response::Shell { shell }),
+                Err(e) => Message::Error(e),
+            };
+            conn.send(&answer)?;
+        }
+        Request::ShellClose { shell_id } => {
+            let answer = match shells::close(&shell_id) {
+                Ok(shell) => Message::Response(Response::Shell { shell }),
                 Err(e) => Message::Error(e),
             };
             conn.send(&answer)?;

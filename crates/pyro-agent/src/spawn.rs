@@ -136,6 +136,35 @@ pub fn spawn(
     cwd: Option<&str>,
     stdout: Option<OwnedFd>,
 ) -> Result<Child, SpawnError> {
+    spawn_with(argv, env, cwd, Io::Pipes { stdout })
+}
+
+/// Starts `argv` in a new session whose controlling terminal is `tty` (a
+/// pty's slave side), which is also its stdin, stdout and stderr.
+pub fn spawn_on_tty(
+    argv: &[String],
+    env: &[(String, String)],
+    cwd: Option<&str>,
+    tty: OwnedFd,
+) -> Result<Child, SpawnError> {
+    spawn_with(argv, env, cwd, Io::Tty(tty))
+}
+
+/// Where a child's standard streams go.
+enum Io {
+    /// stdin /dev/null; stdout to the given descriptor or a new pipe;
+    /// stderr to a new pipe.
+    Pipes { stdout: Option<OwnedFd> },
+    /// All three on a terminal, which becomes the controlling one.
+    Tty(OwnedFd),
+}
+
+fn spawn_with(
+    argv: &[String],
+    env: &[(String, String)],
+    cwd: Option<&str>,
+    io: Io,
+) -> Result<Child, SpawnError> {
     use std::os::fd::AsRawFd;
 
     let program = argv.first().ok_or(SpawnError::EmptyArgv)?;
@@ -166,15 +195,25 @@ pub fn spawn(
     sh_ptrs.extend(c_argv.iter().skip(1).map(|c| c.as_ptr()));
     sh_ptrs.push(std::ptr::null());
 
-    let devnull = File::open("/dev/null").map_err(SpawnError::Os)?;
-    let (out_r, out_w) = match stdout {
-        Some(fd) => (None, fd),
-        None => {
-            let (r, w) = pipe()?;
-            (Some(r), w)
+    let (stdin, out_r, out_w, err_r, err_w, tty) = match io {
+        Io::Pipes { stdout } => {
+            let devnull: OwnedFd = File::open("/dev/null").map_err(SpawnError::Os)?.into();
+            let (out_r, out_w) = match stdout {
+                Some(fd) => (None, fd),
+                None => {
+                    let (r, w) = pipe()?;
+                    (Some(r), w)
+                }
+            };
+            let (err_r, err_w) = pipe()?;
+            (devnull, out_r, out_w, Some(err_r), err_w, false)
+        }
+        Io::Tty(t) => {
+            let out = t.try_clone().map_err(SpawnError::Os)?;
+            let err = t.try_clone().map_err(SpawnError::Os)?;
+            (t, None, out, None, err, true)
         }
     };
-    let (err_r, err_w) = pipe()?;
     let (fail_r, fail_w) = pipe()?;
     let (tx, rx) = channel();
 
@@ -189,9 +228,12 @@ pub fn spawn(
         // SAFETY: child side of fork; see above.
         unsafe {
             libc::setsid();
-            libc::dup2(devnull.as_raw_fd(), 0);
+            libc::dup2(stdin.as_raw_fd(), 0);
             libc::dup2(out_w.as_raw_fd(), 1);
             libc::dup2(err_w.as_raw_fd(), 2);
+            if tty {
+                libc::ioctl(0, libc::TIOCSCTTY, 0);
+            }
             let mut empty: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut empty);
             libc::pthread_sigmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
@@ -212,7 +254,7 @@ pub fn spawn(
         .get_or_insert_with(Default::default)
         .insert(pid, tx);
     drop(registry);
-    drop((out_w, err_w, fail_w, devnull));
+    drop((out_w, err_w, fail_w, stdin));
 
     let mut report = [0u8; 5];
     let mut got = 0;
@@ -236,7 +278,7 @@ pub fn spawn(
     Ok(Child {
         pid,
         stdout: out_r.map(File::from),
-        stderr: Some(File::from(err_r)),
+        stderr: err_r.map(File::from),
         status: rx,
     })
 }

@@ -112,6 +112,108 @@ pub enum WorkspaceCommand {
     /// Long-running processes with readiness checks.
     #[command(subcommand)]
     Service(ServiceCommand),
+    /// Interactive shells that keep their state across calls.
+    #[command(subcommand)]
+    Shell(ShellCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ShellCommand {
+    /// Open a shell (bash on a terminal) in the workspace.
+    Open(ShellOpenArgs),
+    /// Print a shell's output from a cursor.
+    Read(ShellReadArgs),
+    /// Type into a shell.
+    Write(ShellWriteArgs),
+    /// Signal what runs in a shell's foreground.
+    Signal(ShellSignalArgs),
+    /// End a shell.
+    Close(ShellArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ShellOpenArgs {
+    /// Workspace id or name.
+    pub workspace: String,
+    /// Starting directory (absolute).
+    #[arg(long, default_value = defaults::WORKSPACE_PATH)]
+    pub cwd: String,
+    /// Terminal columns.
+    #[arg(long, default_value_t = 120)]
+    pub cols: u16,
+    /// Terminal rows.
+    #[arg(long, default_value_t = 30)]
+    pub rows: u16,
+    /// Put workspace secret SECRET in the shell's environment as ENV.
+    #[arg(long = "secret-env", value_name = "SECRET[=ENV]")]
+    pub secret_env: Vec<String>,
+    /// Print one JSON object.
+    #[arg(long, conflicts_with = "id_only")]
+    pub json: bool,
+    /// Print only the shell id.
+    #[arg(long)]
+    pub id_only: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ShellArgs {
+    /// Workspace id or name.
+    pub workspace: String,
+    /// Shell id.
+    pub shell: String,
+    #[command(flatten)]
+    pub output: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+pub struct ShellReadArgs {
+    /// Workspace id or name.
+    pub workspace: String,
+    /// Shell id.
+    pub shell: String,
+    /// Offset to read from (the previous next_cursor).
+    #[arg(long, default_value_t = 0)]
+    pub cursor: u64,
+    /// At most this many bytes.
+    #[arg(long, default_value_t = 65536)]
+    pub max_chars: u64,
+    /// Render terminal control sequences away.
+    #[arg(long)]
+    pub plain: bool,
+    /// First wait until the shell is quiet for this many ms (1-10000).
+    #[arg(long)]
+    pub wait_for_idle_ms: Option<u64>,
+    #[command(flatten)]
+    pub output: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+pub struct ShellWriteArgs {
+    /// Workspace id or name.
+    pub workspace: String,
+    /// Shell id.
+    pub shell: String,
+    /// What to type.
+    #[arg(long, allow_hyphen_values = true)]
+    pub input: String,
+    /// Do not press Enter after it.
+    #[arg(long)]
+    pub no_newline: bool,
+    #[command(flatten)]
+    pub output: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+pub struct ShellSignalArgs {
+    /// Workspace id or name.
+    pub workspace: String,
+    /// Shell id.
+    pub shell: String,
+    /// HUP, INT, TERM or KILL.
+    #[arg(long, default_value = "INT", value_parser = ["HUP", "INT", "TERM", "KILL"])]
+    pub signal: String,
+    #[command(flatten)]
+    pub output: JsonFlag,
 }
 
 #[derive(Debug, Subcommand)]

@@ -178,6 +178,7 @@ fn dispatch(cli: Cli) -> Exit {
                 commands::contents::disk_export(&manager, &a)
             }
             WorkspaceCommand::Service(c) => commands::services::run(&manager, &c),
+            WorkspaceCommand::Shell(c) => commands::shells::run(&manager, &c),
         },
     }
 }

@@ -36,6 +36,9 @@ pub const SECRETS: &str = "secrets";
 /// [`crate::Request::ServiceStart`] and the other service requests.
 pub const SERVICES: &str = "services";
 
+/// [`crate::Request::ShellOpen`] and the other shell requests.
+pub const SHELLS: &str = "shells";
+
 /// What every protocol-1 agent has always had, including those that predate
 /// feature lists: a `Hello` without `features` (or with an empty list) means
 /// exactly these.
@@ -64,4 +67,5 @@ pub const ALL: &[&str] = &[
     ARCHIVE,
     SECRETS,
     SERVICES,
+    SHELLS,
 ];

@@ -84,7 +84,7 @@ pub use frame::{read_frame, write_frame, Frame, FrameKind, HEADER_LEN, MAX_FRAME
 pub use message::{
     check_peer_hello, Connection, ErrorCode, ExecRequest, ExitInfo, FileEntry, FileKind, Hello,
     Message, OutputStream, PatchStatus, PatchedFile, Readiness, RemoteError, Request, Response,
-    ServiceStartRequest, ServiceState, ServiceStatus,
+    ServiceStartRequest, ServiceState, ServiceStatus, ShellStatus,
 };
 pub use upload::{DataReader, DataWriter};
 

@@ -174,6 +174,27 @@ pub struct ServiceStatus {
     pub readiness: Option<Readiness>,
 }
 
+/// A shell as the agent knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShellStatus {
+    /// Id (given by the host).
+    pub shell_id: String,
+    /// Starting directory.
+    pub cwd: String,
+    /// Terminal size.
+    pub cols: u16,
+    /// Terminal size.
+    pub rows: u16,
+    /// Whether its process still runs.
+    pub running: bool,
+    /// Guest wall clock, Unix milliseconds.
+    pub started_at_ms: u64,
+    /// When it ended.
+    pub ended_at_ms: Option<u64>,
+    /// Exit code (128+N after signal N).
+    pub exit_code: Option<i32>,
+}
+
 /// Which output stream a connection carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -286,6 +307,53 @@ pub enum Request {
         /// Last lines per stream; all kept output when absent.
         tail_lines: Option<u64>,
     },
+    /// Start an interactive shell on a new pseudo-terminal: answered
+    /// `Shell`.
+    ShellOpen {
+        /// Id for later requests.
+        shell_id: String,
+        /// Starting directory.
+        cwd: String,
+        /// Terminal columns.
+        cols: u16,
+        /// Terminal rows.
+        rows: u16,
+        /// Variables added to the base environment.
+        #[serde(default)]
+        env: Vec<(String, String)>,
+    },
+    /// Output from `cursor` (an offset into everything the shell printed):
+    /// answered `ShellOutput`.
+    ShellRead {
+        /// Which shell.
+        shell_id: String,
+        /// Where to start.
+        cursor: u64,
+        /// At most this many bytes.
+        max_bytes: u64,
+        /// First wait until no output came for this long (or the shell
+        /// ended, or `max_bytes` are there); at most 10 s of waiting.
+        idle_ms: Option<u64>,
+    },
+    /// Type into the shell: answered `Shell`.
+    ShellWrite {
+        /// Which shell.
+        shell_id: String,
+        /// The bytes.
+        input: String,
+    },
+    /// Signal the shell's foreground process group: answered `Shell`.
+    ShellSignal {
+        /// Which shell.
+        shell_id: String,
+        /// Signal number.
+        signal: i32,
+    },
+    /// End the shell (HUP, then KILL) and forget it: answered `Shell`.
+    ShellClose {
+        /// Which shell.
+        shell_id: String,
+    },
     /// Send `path` as a tar stream: answered `ArchiveHead`, then `Data`
     /// frames, an empty `Data` frame and `Archived`. A directory's
     /// contents are archived relative to it; a file or symlink is one
@@ -317,6 +385,11 @@ const KNOWN_OPS: &[&str] = &[
     "service_list",
     "service_stop",
     "service_logs",
+    "shell_open",
+    "shell_read",
+    "shell_write",
+    "shell_signal",
+    "shell_close",
 ];
 
 impl Request {
@@ -341,6 +414,11 @@ impl Request {
             Request::ServiceList => "service_list",
             Request::ServiceStop { .. } => "service_stop",
             Request::ServiceLogs { .. } => "service_logs",
+            Request::ShellOpen { .. } => "shell_open",
+            Request::ShellRead { .. } => "shell_read",
+            Request::ShellWrite { .. } => "shell_write",
+            Request::ShellSignal { .. } => "shell_signal",
+            Request::ShellClose { .. } => "shell_close",
         }
     }
 
@@ -364,6 +442,11 @@ impl Request {
             | Request::ServiceList
             | Request::ServiceStop { .. }
             | Request::ServiceLogs { .. } => features::SERVICES,
+            Request::ShellOpen { .. }
+            | Request::ShellRead { .. }
+            | Request::ShellWrite { .. }
+            | Request::ShellSignal { .. }
+            | Request::ShellClose { .. } => features::SHELLS,
         }
     }
 
@@ -392,6 +475,11 @@ impl Request {
             | Request::ServiceList
             | Request::ServiceStop { .. }
             | Request::ServiceLogs { .. } => &[features::SERVICES],
+            Request::ShellOpen { .. }
+            | Request::ShellRead { .. }
+            | Request::ShellWrite { .. }
+            | Request::ShellSignal { .. }
+            | Request::ShellClose { .. } => &[features::SHELLS],
         }
     }
 
@@ -470,6 +558,25 @@ pub enum Response {
     Services {
         /// Sorted by name.
         services: Vec<ServiceStatus>,
+    },
+    /// A shell's status.
+    Shell {
+        /// It.
+        shell: ShellStatus,
+    },
+    /// A shell's output from a cursor.
+    ShellOutput {
+        /// It.
+        shell: ShellStatus,
+        /// Where the output starts (later than asked when older output was
+        /// dropped from the buffer).
+        cursor: u64,
+        /// Where the next read should start.
+        next_cursor: u64,
+        /// The bytes, as text (invalid UTF-8 replaced).
+        output: String,
+        /// Whether output before `cursor` was dropped.
+        truncated: bool,
     },
     /// A service's output.
     ServiceLogs {
@@ -909,6 +1016,30 @@ mod tests {
                 name: "web".into(),
                 tail_lines: Some(5),
             },
+            Request::ShellOpen {
+                shell_id: "s".into(),
+                cwd: "/workspace".into(),
+                cols: 80,
+                rows: 24,
+                env: vec![],
+            },
+            Request::ShellRead {
+                shell_id: "s".into(),
+                cursor: 0,
+                max_bytes: 10,
+                idle_ms: None,
+            },
+            Request::ShellWrite {
+                shell_id: "s".into(),
+                input: "ls\n".into(),
+            },
+            Request::ShellSignal {
+                shell_id: "s".into(),
+                signal: 2,
+            },
+            Request::ShellClose {
+                shell_id: "s".into(),
+            },
         ];
         for r in &all {
             match r {
@@ -929,7 +1060,12 @@ mod tests {
                 | Request::ServiceStart(_)
                 | Request::ServiceList
                 | Request::ServiceStop { .. }
-                | Request::ServiceLogs { .. } => {}
+                | Request::ServiceLogs { .. }
+                | Request::ShellOpen { .. }
+                | Request::ShellRead { .. }
+                | Request::ShellWrite { .. }
+                | Request::ShellSignal { .. }
+                | Request::ShellClose { .. } => {}
             }
         }
         all
@@ -952,6 +1088,7 @@ mod tests {
                 features::ARCHIVE,
                 features::SECRETS,
                 features::SERVICES,
+                features::SHELLS,
             ];
             assert_eq!(
                 features::BASE.contains(&r.feature()),

@@ -373,6 +373,12 @@ impl VmHandle {
         }
     }
 
+    /// Sends a shell request and returns the agent's answer.
+    pub fn shell_request(&self, request: Request) -> Result<Response, VmmError> {
+        let mut conn = self.request(request)?;
+        self.answer(&mut conn)
+    }
+
     /// Installs a secret at /run/pyro-secrets/<name> in the guest.
     pub fn install_secret(&self, name: &str, value: &str) -> Result<(), VmmError> {
         let mut conn = self.request(Request::InstallSecret {

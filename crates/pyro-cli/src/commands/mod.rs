@@ -9,6 +9,7 @@ pub mod mcp;
 pub mod run;
 pub mod schema;
 pub mod services;
+pub mod shells;
 pub mod workspace;
 
 use serde::Serialize;

@@ -13,6 +13,7 @@ mod races;
 mod schema;
 mod secrets;
 mod services;
+mod shells;
 mod truth;
 mod upgrade;
 mod workspace;

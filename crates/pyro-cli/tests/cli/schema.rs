@@ -186,6 +186,42 @@ fn every_command_json_matches_the_published_schema() {
         "service_stop",
         &["workspace", "service", "stop", "s", "web", "--json"],
     );
+    let shell = ok("shell_open", &["workspace", "shell", "open", "s", "--json"]);
+    let sid = shell.json()["shell_id"].as_str().unwrap().to_string();
+    ok(
+        "shell_write",
+        &[
+            "workspace",
+            "shell",
+            "write",
+            "s",
+            &sid,
+            "--input",
+            "echo hi",
+            "--json",
+        ],
+    );
+    ok(
+        "shell_read",
+        &[
+            "workspace",
+            "shell",
+            "read",
+            "s",
+            &sid,
+            "--wait-for-idle-ms",
+            "300",
+            "--json",
+        ],
+    );
+    ok(
+        "shell_signal",
+        &["workspace", "shell", "signal", "s", &sid, "--json"],
+    );
+    ok(
+        "shell_close",
+        &["workspace", "shell", "close", "s", &sid, "--json"],
+    );
     let out = host.path().join("out.txt");
     ok(
         "workspace_export",

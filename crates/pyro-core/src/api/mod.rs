@@ -17,12 +17,14 @@ mod contents;
 mod env;
 mod run;
 mod services;
+mod shells;
 mod workspace;
 
 pub use contents::*;
 pub use env::*;
 pub use run::*;
 pub use services::*;
+pub use shells::*;
 pub use workspace::*;
 
 use schemars::{JsonSchema, Schema};
@@ -318,6 +320,16 @@ operations! {
         summary: "The end of a service's stdout and stderr (secret values redacted)." }
     ServiceStopOp { name: "service_stop", cli: "workspace service stop", params: ServiceRef, output: ServiceInfo, method: service_stop,
         summary: "Stop a service: TERM to its process group, KILL after 5 s." }
+    ShellOpenOp { name: "shell_open", cli: "workspace shell open", params: ShellOpenParams, output: ShellInfo, method: shell_open,
+        summary: "Open an interactive shell (bash on a terminal) in a started workspace that keeps its state (directory, variables) across calls." }
+    ShellReadOp { name: "shell_read", cli: "workspace shell read", params: ShellReadParams, output: ShellRead, method: shell_read,
+        summary: "Read a shell's output from a cursor, optionally waiting until it goes quiet." }
+    ShellWriteOp { name: "shell_write", cli: "workspace shell write", params: ShellWriteParams, output: ShellWrite, method: shell_write,
+        summary: "Type into a shell (Enter appended by default)." }
+    ShellSignalOp { name: "shell_signal", cli: "workspace shell signal", params: ShellSignalParams, output: ShellSignal, method: shell_signal,
+        summary: "Send HUP, INT, TERM or KILL to what runs in a shell's foreground." }
+    ShellCloseOp { name: "shell_close", cli: "workspace shell close", params: ShellRef, output: ShellClosed, method: shell_close,
+        summary: "End a shell: HUP to its session, KILL if it lingers; the shell is forgotten." }
     WorkspaceGcOp { name: "workspace_gc", cli: "workspace gc", params: NoParams, output: GcResult, method: workspace_gc,
         summary: "Reconcile records with the processes on the host: mark dead guests stopped, kill guests no record owns, remove orphaned files." }
 }

@@ -42,6 +42,7 @@ mod lifecycle;
 mod query;
 mod reconcile;
 mod services;
+mod shells;
 mod snapshots;
 
 use std::path::PathBuf;
