@@ -441,6 +441,58 @@ class Pyro:
         """Stop a service (TERM, then KILL)."""
         return self._call("service_stop", workspace_id=workspace_id, service_name=service_name)
 
+    # --- VMs (held by this client; 3.x semantics) ------------------------------
+
+    def create_vm(
+        self,
+        *,
+        environment: str,
+        vcpu_count: int = 1,
+        mem_mib: int = 1024,
+        ttl_seconds: int = 600,
+        network: bool = False,
+        allow_host_compat: bool = False,
+    ) -> Result:
+        """Record a VM that lives as long as this client (booted by
+        :meth:`start_vm`, deleted by :meth:`exec_vm` after its command)."""
+        return self._call(
+            "vm_create",
+            environment=environment,
+            vcpu_count=vcpu_count,
+            mem_mib=mem_mib,
+            ttl_seconds=ttl_seconds,
+            network=network,
+            allow_host_compat=allow_host_compat,
+        )
+
+    def start_vm(self, vm_id: str) -> Result:
+        """Boot a created or stopped VM."""
+        return self._call("vm_start", vm_id=vm_id)
+
+    def exec_vm(self, vm_id: str, *, command: Command, timeout_seconds: int = 30) -> Result:
+        """Run one command in a started VM; the VM is deleted afterwards."""
+        return self._call("vm_exec", vm_id=vm_id, command=_command(command), timeout_seconds=timeout_seconds)
+
+    def stop_vm(self, vm_id: str) -> Result:
+        """Power a VM's guest off."""
+        return self._call("vm_stop", vm_id=vm_id)
+
+    def delete_vm(self, vm_id: str) -> Result:
+        """Delete a VM: ``{"vm_id", "deleted", "reason"}``."""
+        return self._call("vm_delete", vm_id=vm_id)
+
+    def status_vm(self, vm_id: str) -> Result:
+        """A VM's record."""
+        return self._call("vm_status", vm_id=vm_id)
+
+    def network_info_vm(self, vm_id: str) -> Result:
+        """Whether a VM has networking and what to expect of it."""
+        return self._call("vm_network_info", vm_id=vm_id)
+
+    def reap_expired(self) -> Result:
+        """Delete the VMs whose TTL ran out: ``{"deleted_vm_ids", "count"}``."""
+        return self._call("vm_reap_expired")
+
     # --- shells ------------------------------------------------------------------
 
     def open_shell(

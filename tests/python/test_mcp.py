@@ -73,6 +73,14 @@ FULL = CORE | {
     "service_logs",
     "service_stop",
     "vm_list_environments",
+    "vm_create",
+    "vm_start",
+    "vm_exec",
+    "vm_stop",
+    "vm_delete",
+    "vm_status",
+    "vm_network_info",
+    "vm_reap_expired",
 }
 PROFILES = {"vm-run": VM_RUN, "workspace-core": CORE, "workspace-full": FULL}
 
@@ -419,6 +427,21 @@ async def test_discovery_flow_concurrency_and_output_schemas(pyro: Pyro) -> None
         assert status["command_count"] == 1 and status["last_command"]["exit_code"] == 0
         logs = await call("workspace_logs", {"workspace_id": "mcp-alpha2"})
         assert [e["stdout"] for e in logs["entries"]] == ["hello from the host\n42\n"]
+        # VMs held by this server (3.x semantics: exec deletes the VM).
+        vm = await call("vm_create", {"environment": ENV})
+        assert vm["state"] == "created" and vm["execution_mode"] == "pending", vm
+        assert (await call("vm_status", {"vm_id": vm["vm_id"]}))["vm_id"] == vm["vm_id"]
+        net = await call("vm_network_info", {"vm_id": vm["vm_id"]})
+        assert net["network_enabled"] is False, net
+        assert (await call("vm_start", {"vm_id": vm["vm_id"]}))["state"] == "started"
+        ran_vm = await call("vm_exec", {"vm_id": vm["vm_id"], "command": "echo from-vm"})
+        assert ran_vm["stdout"] == "from-vm\n" and ran_vm["cleanup"]["deleted"] is True, ran_vm
+        gone = await s.call_tool("vm_status", {"vm_id": vm["vm_id"]})
+        assert gone.is_error and "does not exist" in text_of(gone), text_of(gone)
+        other = await call("vm_create", {"environment": ENV})
+        assert (await call("vm_stop", {"vm_id": other["vm_id"]}))["state"] == "created"
+        assert (await call("vm_delete", {"vm_id": other["vm_id"]}))["reason"] == "explicit_delete"
+        assert (await call("vm_reap_expired", {}))["count"] == 0
         envs = await call("vm_list_environments", {})
         assert any(e["name"] == ENV and e["installed"] for e in envs["environments"]), envs
         # Starting a started workspace returns it as it is (no reboot).

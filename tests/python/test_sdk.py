@@ -104,9 +104,7 @@ class Contract:
 CONTRACT_METHODS = [name for name in vars(Contract) if not name.startswith("_")]
 
 # Not in pyro yet (no operation in pyro-core): docs/python.md lists them.
-MISSING = {
-    "create_vm", "start_vm", "exec_vm", "stop_vm", "delete_vm", "status_vm", "network_info_vm", "reap_expired",
-}
+MISSING: set[str] = set()
 
 # Keyword-only additions beyond the 3.x signatures (pyro's own params).
 EXTRAS = {
@@ -159,6 +157,14 @@ OPERATIONS = {
     "write_shell": "shell_write",
     "signal_shell": "shell_signal",
     "close_shell": "shell_close",
+    "create_vm": "vm_create",
+    "start_vm": "vm_start",
+    "exec_vm": "vm_exec",
+    "stop_vm": "vm_stop",
+    "delete_vm": "vm_delete",
+    "status_vm": "vm_status",
+    "network_info_vm": "vm_network_info",
+    "reap_expired": "vm_reap_expired",
 }
 
 # SDK keywords that stand for other params of the operation.
@@ -568,3 +574,14 @@ def test_one_pyro_from_several_threads(pyro: Pyro, environment_installed: None) 
     (a0, a1), (b0, b1) = spans["exec"], spans["run"]
     assert a0 < b1 and b0 < a1, spans
     assert min(a1, b1) > list_done
+
+
+def test_vms_live_in_the_client_and_exec_deletes_them(pyro: Pyro, environment_installed: None) -> None:
+    vm = pyro.create_vm(environment=ENV)
+    assert vm["state"] == "created"
+    assert pyro.start_vm(vm["vm_id"])["state"] == "started"
+    ran = pyro.exec_vm(vm["vm_id"], command="echo $((6*7))")
+    assert ran["stdout"] == "42\n" and ran["exit_code"] == 0, ran
+    with pytest.raises(NotFoundError):
+        pyro.status_vm(vm["vm_id"])
+    assert pyro.reap_expired() == {"deleted_vm_ids": [], "count": 0}

@@ -31,6 +31,7 @@ pub mod progress;
 mod run;
 mod runtime_dirs;
 pub mod secrets;
+mod vms;
 mod workspace;
 
 pub use api::defaults;

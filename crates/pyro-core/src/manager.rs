@@ -17,6 +17,7 @@ pub struct Manager {
     tools: OnceLock<HostTools>,
     backend: OnceLock<Qemu>,
     store: OnceLock<Store>,
+    vms: crate::vms::Vms,
 }
 
 impl Manager {
@@ -29,7 +30,13 @@ impl Manager {
             tools: OnceLock::new(),
             backend: OnceLock::new(),
             store: OnceLock::new(),
+            vms: Default::default(),
         }
+    }
+
+    /// The VMs this Manager holds (`vm_*`).
+    pub(crate) fn vm_table(&self) -> &crate::vms::Vms {
+        &self.vms
     }
 
     /// A manager configured from the process environment.

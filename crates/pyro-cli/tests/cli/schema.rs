@@ -284,10 +284,18 @@ fn every_command_json_matches_the_published_schema() {
     s.result("env_prune", &prune);
     covered.push("env_prune".into());
 
+    // Operations with no CLI command (the in-memory `vm_*` of MCP and the
+    // SDK) are checked by the Python tests.
     let mut missing: Vec<String> = s
         .operations()
         .into_iter()
         .filter(|op| !covered.contains(op))
+        .filter(|op| {
+            !s.0["operations"][op]["cli"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with('(')
+        })
         .collect();
     missing.sort();
     assert!(

