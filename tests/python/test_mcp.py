@@ -550,6 +550,21 @@ async def test_discovery_flow_concurrency_and_output_schemas(pyro: Pyro) -> None
         assert results["vm_run"]["exit_code"] == 0
         assert min(done_at.values()) > list_done
 
+        # A call the client abandons (its courtesy notifications/cancelled)
+        # stops its command in the guest.
+        with anyio.move_on_after(2.5):
+            await s.call_tool("workspace_exec", {"workspace_id": alpha, "command": "sleep 40; touch late.txt"})
+        count = (
+            "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline; echo; done | grep -c '^sleep 40' || true"
+        )
+        left = "?"
+        for _ in range(20):
+            left = (await call("workspace_exec", {"workspace_id": alpha, "command": count}))["stdout"].strip()
+            if left == "0":
+                break
+            await anyio.sleep(0.5)
+        assert left == "0", f"the cancelled command still runs ({left})"
+
         stopped = await call("workspace_stop", {"workspace_id": "cli-beta"})
         assert stopped["state"] == "stopped"
         on_disk = await call("workspace_disk_list", {"workspace_id": "cli-beta"})

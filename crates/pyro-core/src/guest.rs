@@ -196,6 +196,7 @@ impl Manager {
             direct_output: true,
             output_token: None,
         };
+        let cancel = progress.cancel_flag();
         let mut sink = Collector {
             forward: progress,
             limit: keep,
@@ -204,8 +205,13 @@ impl Manager {
             redact_out: StreamRedactor::new(redactor.clone()),
             redact_err: StreamRedactor::new(redactor.clone()),
         };
-        let outcome = vm.exec(req, &mut sink);
+        let outcome = vm.exec_cancellable(req, &mut sink, cancel.clone());
         sink.finish();
+        if cancel.is_some_and(|c| c.load(std::sync::atomic::Ordering::SeqCst)) {
+            return Err(Error::Interrupted(
+                "the call was cancelled; its command was stopped in the guest".into(),
+            ));
+        }
         let outcome = outcome?;
         if outcome.timed_out {
             pyro_vmm::OutputSink::stderr(

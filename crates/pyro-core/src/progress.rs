@@ -75,6 +75,12 @@ pub trait Progress {
     fn capture_output(&self) -> bool {
         true
     }
+    /// Set by the caller to cancel the operation: guest commands it runs
+    /// are stopped (their connection to the agent is shut, and the agent
+    /// kills the command). Default: not cancellable.
+    fn cancel_flag(&self) -> Option<std::sync::Arc<std::sync::atomic::AtomicBool>> {
+        None
+    }
 }
 
 /// A reporter that ignores everything and captures output in results.

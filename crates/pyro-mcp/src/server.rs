@@ -103,6 +103,7 @@ impl PyroServer {
         spec: &'static ToolSpec,
         arguments: Value,
         progress: Option<(Peer<RoleServer>, ProgressToken)>,
+        cancel: Arc<std::sync::atomic::AtomicBool>,
     ) -> CallToolResult {
         let mut args = arguments;
         if self.profile != Profile::WorkspaceFull {
@@ -138,7 +139,7 @@ impl PyroServer {
         let operation = spec.operation;
         let _counted = InFlight::enter(&self.in_flight);
         let joined = tokio::task::spawn_blocking(move || {
-            let mut reporter = Reporter { tx };
+            let mut reporter = Reporter { tx, cancel };
             manager.call_json(operation, args, &mut reporter)
         })
         .await;
@@ -209,7 +210,19 @@ impl ServerHandler for PyroServer {
             .meta
             .get_progress_token()
             .map(|token| (context.peer.clone(), token));
-        Ok(self.run_tool(spec, arguments, progress).await.into())
+        // A client's notifications/cancelled for this call sets the flag:
+        // guest commands it runs are stopped.
+        let cancel = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let watcher = {
+            let (ct, cancel) = (context.ct.clone(), cancel.clone());
+            tokio::spawn(async move {
+                ct.cancelled().await;
+                cancel.store(true, std::sync::atomic::Ordering::SeqCst);
+            })
+        };
+        let result = self.run_tool(spec, arguments, progress, cancel).await;
+        watcher.abort();
+        Ok(result.into())
     }
 }
 
@@ -255,6 +268,7 @@ pub fn error_result(tool: &str, body: &ErrorBody) -> CallToolResult {
 /// forwarded: they are in the result).
 struct Reporter {
     tx: Option<mpsc::UnboundedSender<String>>,
+    cancel: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Progress for Reporter {
@@ -262,6 +276,9 @@ impl Progress for Reporter {
         if let Some(tx) = &self.tx {
             let _ = tx.send(describe(&event));
         }
+    }
+    fn cancel_flag(&self) -> Option<Arc<std::sync::atomic::AtomicBool>> {
+        Some(self.cancel.clone())
     }
 }
 

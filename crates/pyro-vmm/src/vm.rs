@@ -499,7 +499,18 @@ impl VmHandle {
         req: ExecRequest,
         sink: &mut dyn OutputSink,
     ) -> Result<ExecOutcome, VmmError> {
-        match self.exec_once(req.clone(), sink) {
+        self.exec_cancellable(req, sink, None)
+    }
+
+    /// [`VmHandle::exec`] that ends early (connections shut, so the agent
+    /// kills the command) once `cancel` is set.
+    pub fn exec_cancellable(
+        &self,
+        req: ExecRequest,
+        sink: &mut dyn OutputSink,
+        cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    ) -> Result<ExecOutcome, VmmError> {
+        match self.exec_once(req.clone(), sink, cancel.clone()) {
             Err(VmmError::Remote(e))
                 if req.direct_output
                     && e.code == pyro_proto::ErrorCode::Unsupported
@@ -510,7 +521,7 @@ impl VmHandle {
                     output_token: None,
                     ..req
                 };
-                self.exec_once(framed, sink)
+                self.exec_once(framed, sink, cancel)
             }
             other => other,
         }
@@ -520,6 +531,7 @@ impl VmHandle {
         &self,
         req: ExecRequest,
         sink: &mut dyn OutputSink,
+        cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
     ) -> Result<ExecOutcome, VmmError> {
         if !self.alive() {
             return Err(self.lost(String::new()));
@@ -529,7 +541,12 @@ impl VmHandle {
         exec_on(
             &self.files(),
             conn,
-            Box::new(move || watched.alive()),
+            Box::new(move || {
+                let cancelled = cancel
+                    .as_ref()
+                    .is_some_and(|c| c.load(std::sync::atomic::Ordering::SeqCst));
+                !cancelled && watched.alive()
+            }),
             req,
             sink,
             &mut |detail| {

@@ -162,8 +162,14 @@ impl Manager {
         let stats = seed.check()?;
         let (r, vm) = self.started(&p.workspace_id, "sync push")?;
         progress.event(Event::Notice(&format!(
-            "copying {} entries ({} bytes) into {dest}",
-            stats.entry_count, stats.bytes
+            "copying {} {} ({} bytes) into {dest}",
+            stats.entry_count,
+            if stats.entry_count == 1 {
+                "entry"
+            } else {
+                "entries"
+            },
+            stats.bytes
         )));
         let (entry_count, bytes_written) = self.on_guest(&r, &p.workspace_id, &vm, |vm| {
             let mut write =

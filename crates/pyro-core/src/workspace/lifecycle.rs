@@ -45,13 +45,7 @@ impl Manager {
         }
         let seed = match &p.seed_path {
             Some(path) => {
-                let abs = if path.is_absolute() {
-                    path.clone()
-                } else {
-                    std::env::current_dir()
-                        .map_err(Error::io("reading the working directory"))?
-                        .join(path)
-                };
+                let abs = super::files::host_path(path)?;
                 let seed = Seed::open(&abs)?;
                 let stats = seed.check()?;
                 Some((seed, stats))
