@@ -343,7 +343,7 @@ operations! {
     VmDeleteOp { name: "vm_delete", cli: "(MCP and SDK only)", params: VmRef, output: VmDeleted, method: vm_delete,
         summary: "Delete a VM and its guest." }
     VmStatusOp { name: "vm_status", cli: "(MCP and SDK only)", params: VmRef, output: VmInfo, method: vm_status,
-        summary: "Show a VM's record." }
+        summary: "Show a VM's record: environment, resources, state and expiry." }
     VmNetworkInfoOp { name: "vm_network_info", cli: "(MCP and SDK only)", params: VmRef, output: VmNetworkInfo, method: vm_network_info,
         summary: "Whether a VM has networking and what to expect of it." }
     VmReapExpiredOp { name: "vm_reap_expired", cli: "(MCP and SDK only)", params: NoParams, output: VmReapResult, method: vm_reap_expired,
