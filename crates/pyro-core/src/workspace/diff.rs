@@ -315,7 +315,7 @@ impl Manager {
             )
             .map(|_| ())
         })?;
-        let (_, redactor) = self.secret_env(&r, &Default::default())?;
+        let redactor = self.redactor(&r)?;
         let mut entries = differ.finish()?;
         if !redactor.is_empty() {
             for e in &mut entries {

@@ -6,10 +6,10 @@
 use pyro_disk::{Disk, DiskError, EntryKind};
 use pyro_store::{WorkspaceRecord, WorkspaceState};
 
-use super::files::{check_max_bytes, encode_content, guest_path, host_path, refuse_existing};
+use super::files::{check_max_bytes, guest_path, host_path, refuse_existing};
 use crate::api::{
-    ArtifactType, ContentEncoding, FileEntry, WorkspaceDiskExport, WorkspaceDiskExportParams,
-    WorkspaceFileList, WorkspaceFileListParams, WorkspaceFileRead, WorkspaceFileReadParams,
+    ArtifactType, FileEntry, WorkspaceDiskExport, WorkspaceDiskExportParams, WorkspaceFileList,
+    WorkspaceFileListParams, WorkspaceFileRead, WorkspaceFileReadParams,
 };
 use crate::progress::{Event, Progress};
 use crate::{Error, Hint, Manager};
@@ -120,24 +120,15 @@ impl Manager {
         self.with_disk(&p.workspace_id, "disk read", |r, disk| {
             let d = Disk::open(disk).map_err(disk_error)?;
             let read = d.read(&path, p.max_bytes).map_err(disk_error)?;
-            let (_, redactor) = self.secret_env(r, &Default::default())?;
-            let bytes = if redactor.is_empty() {
-                read.content
-            } else {
-                redactor.redact(&read.content)
-            };
-            let (content, encoding) = encode_content(bytes, read.truncated);
-            Ok(WorkspaceFileRead {
-                workspace_id: r.workspace_id.clone(),
-                path: path.clone(),
-                size_bytes: read.size_bytes,
-                max_bytes: p.max_bytes,
-                content,
-                binary: encoding == ContentEncoding::Base64,
-                encoding,
-                truncated: read.truncated,
-                execution_mode: MODE.into(),
-            })
+            self.read_result(
+                r,
+                path.clone(),
+                read.size_bytes,
+                &read.content,
+                read.truncated,
+                p.max_bytes,
+                MODE,
+            )
         })
     }
 

@@ -110,6 +110,11 @@ impl Manager {
         Ok((env, Redactor::new(values.values().map(String::as_str))))
     }
 
+    /// Redacts the values of the workspace's secrets.
+    pub(crate) fn redactor(&self, r: &WorkspaceRecord) -> Result<Redactor, Error> {
+        Ok(self.secret_env(r, &Default::default())?.1)
+    }
+
     /// What a failed guest call means for this workspace. A guest lost
     /// mid-command: deleted or stopped by someone else is not a crash; a
     /// real crash leaves the record stopped with the reason. An agent too

@@ -232,23 +232,42 @@ impl Manager {
             Ok(vm.read_file(&path, p.max_bytes)?)
         })?;
         let truncated = size > bytes.len() as u64;
-        let (_, redactor) = self.secret_env(&r, &Default::default())?;
-        let bytes = if redactor.is_empty() {
-            bytes
-        } else {
-            redactor.redact(&bytes)
-        };
+        self.read_result(
+            &r,
+            path,
+            size,
+            &bytes,
+            truncated,
+            p.max_bytes,
+            "guest_vsock",
+        )
+    }
+
+    /// The public result of a read of `path` in `r` (running guest or
+    /// stopped disk): secret values redacted, text as is or base64.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn read_result(
+        &self,
+        r: &WorkspaceRecord,
+        path: String,
+        size_bytes: u64,
+        bytes: &[u8],
+        truncated: bool,
+        max_bytes: u64,
+        execution_mode: &str,
+    ) -> Result<WorkspaceFileRead, Error> {
+        let bytes = self.redactor(r)?.redact(bytes);
         let (content, encoding) = encode_content(bytes, truncated);
         Ok(WorkspaceFileRead {
-            workspace_id: r.workspace_id,
+            workspace_id: r.workspace_id.clone(),
             path,
-            size_bytes: size,
-            max_bytes: p.max_bytes,
+            size_bytes,
+            max_bytes,
             content,
             binary: encoding == ContentEncoding::Base64,
             encoding,
             truncated,
-            execution_mode: "guest_vsock".into(),
+            execution_mode: execution_mode.into(),
         })
     }
 

@@ -286,7 +286,7 @@ impl Manager {
         let (stdout, stderr, truncated) = self.on_guest(&r, &p.workspace_id, &vm, |vm| {
             Ok(vm.service_logs(&p.service_name, tail)?)
         })?;
-        let (_, redactor) = self.secret_env(&r, &Default::default())?;
+        let redactor = self.redactor(&r)?;
         Ok(ServiceLogs {
             service,
             stdout: redactor.redact_str(&stdout),

@@ -217,7 +217,7 @@ impl Manager {
         else {
             return Err(unexpected(&answer));
         };
-        let (_, redactor) = self.secret_env(&r, &Default::default())?;
+        let redactor = self.redactor(&r)?;
         let output = redactor.redact_str(&output);
         let output = if p.plain {
             render_plain(&output)
