@@ -11,6 +11,8 @@ PYRO := target/release/pyro
 export PATH := $(PATH):$(HOME)/.local/bin
 UV ?= $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 VHOST_DEVICE_VSOCK_VERSION := 0.3.0
+# Python lint, run by uv from the package index (not a project dependency).
+RUFF_VERSION := 0.17.6
 # Environments built by the tests are cached here and reused across runs.
 export PYRO_TEST_CACHE_DIR ?= $(CURDIR)/target/pyro-test-cache
 # The Python extension (crates/pyro-py) never links libpython: the
@@ -39,11 +41,13 @@ build: agent
 	$(CARGO) build --release --locked -p pyro-cli
 	cp $(AGENT) target/release/pyro-agent
 
-## lint: formatting, clippy (warnings are errors) and an up-to-date uv.lock
+## lint: formatting, clippy (warnings are errors), ruff and an up-to-date uv.lock
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 	$(UV) lock --check
+	$(UV) tool run ruff@$(RUFF_VERSION) check python tests scripts
+	$(UV) tool run ruff@$(RUFF_VERSION) format --check python tests scripts
 
 ## test: unit, protocol and real-guest tests (guests boot under TCG here)
 test: agent

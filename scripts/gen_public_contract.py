@@ -352,7 +352,7 @@ def sections(text: str) -> dict[str, list[str]]:
     current = "about"
     for line in text.splitlines():
         if line.startswith("Usage: "):
-            result["usage"] = [line[len("Usage: "):].strip()]
+            result["usage"] = [line[len("Usage: ") :].strip()]
             current = "usage"
             continue
         m = re.match(r"^([A-Z][A-Za-z ]*):$", line)
@@ -405,12 +405,12 @@ def walk_cli(pyro: str, path: list[str] | None = None) -> list[dict]:
         m = re.search(r"\s*\[default: ([^\]]*)\]", desc)
         if m:
             default = m.group(1)
-            desc = desc[: m.start()] + desc[m.end():]
+            desc = desc[: m.start()] + desc[m.end() :]
         m = re.search(r"\s*\[possible values: ([^\]]*)\]", desc)
         values = None
         if m:
             values = m.group(1)
-            desc = desc[: m.start()] + desc[m.end():]
+            desc = desc[: m.start()] + desc[m.end() :]
         options.append({"flag": term, "default": default, "values": values, "description": desc.strip()})
     return [
         {
@@ -482,7 +482,14 @@ def mcp_tools(pyro: str, profile: str) -> tuple[dict, list[dict]]:
         cursor = None
         request_id = 2
         while True:
-            send({"jsonrpc": "2.0", "id": request_id, "method": "tools/list", **({"params": {"cursor": cursor}} if cursor else {})})
+            send(
+                {
+                    "jsonrpc": "2.0",
+                    "id": request_id,
+                    "method": "tools/list",
+                    **({"params": {"cursor": cursor}} if cursor else {}),
+                }
+            )
             page = reply(request_id)
             tools += page.get("tools", [])
             cursor = page.get("nextCursor")
@@ -531,7 +538,7 @@ def signature(fn: ast.FunctionDef) -> str:
     parts: list[str] = []
     positional = a.posonlyargs + a.args
     defaults = [None] * (len(positional) - len(a.defaults)) + list(a.defaults)
-    for arg, default in zip(positional, defaults):
+    for arg, default in zip(positional, defaults, strict=True):
         if arg.arg == "self":
             continue
         parts.append(arg.arg if default is None else f"{arg.arg}={ast.unparse(default)}")
@@ -539,7 +546,7 @@ def signature(fn: ast.FunctionDef) -> str:
         parts.append(f"*{a.vararg.arg}")
     elif a.kwonlyargs:
         parts.append("*")
-    for arg, default in zip(a.kwonlyargs, a.kw_defaults):
+    for arg, default in zip(a.kwonlyargs, a.kw_defaults, strict=True):
         parts.append(arg.arg if default is None else f"{arg.arg}={ast.unparse(default)}")
     if a.kwarg:
         parts.append(f"**{a.kwarg.arg}")
@@ -592,7 +599,7 @@ def sdk() -> dict:
                 }
             )
         if isinstance(node, ast.AnnAssign) and getattr(node.target, "id", "") == "_CLASSES":
-            for k, v in zip(node.value.keys, node.value.values):
+            for k, v in zip(node.value.keys, node.value.values, strict=True):
                 codes.setdefault(ast.unparse(v), []).append(k.value)
 
     init_tree = ast.parse(INIT.read_text())
@@ -768,7 +775,11 @@ def render(pyro: str) -> str:
     ]
     for p in PROFILES:
         out.append(f"| `{p}` | {len(profiles[p][1])} |")
-    out += ["", "| tool | operation | " + " | ".join(f"`{p}`" for p in PROFILES) + " | hints | params |", "|---|---|" + "---|" * len(PROFILES) + "---|---|"]
+    out += [
+        "",
+        "| tool | operation | " + " | ".join(f"`{p}`" for p in PROFILES) + " | hints | params |",
+        "|---|---|" + "---|" * len(PROFILES) + "---|---|",
+    ]
     order: list[str] = []
     for p in PROFILES:
         for t in profiles[p][1]:
@@ -780,7 +791,14 @@ def render(pyro: str) -> str:
         tool = full_tools.get(name) or next(t for t in present.values() if t)
         op = tool_operation(tool, ops)
         ann = tool.get("annotations") or {}
-        hints = ", ".join(k for k, flag in (("read-only", ann.get("readOnlyHint")), ("destructive", ann.get("destructiveHint"))) if flag) or "—"
+        hints = (
+            ", ".join(
+                k
+                for k, flag in (("read-only", ann.get("readOnlyHint")), ("destructive", ann.get("destructiveHint")))
+                if flag
+            )
+            or "—"
+        )
         props = sorted((tool.get("inputSchema") or {}).get("properties", {}))
         notes = []
         for p in PROFILES:
@@ -854,7 +872,9 @@ def render(pyro: str) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pyro", default=os.environ.get("PYRO_BIN", str(ROOT / "target" / "debug" / "pyro")))
-    parser.add_argument("--check", action="store_true", help="exit 1 if docs/public-contract.md is not what would be generated")
+    parser.add_argument(
+        "--check", action="store_true", help="exit 1 if docs/public-contract.md is not what would be generated"
+    )
     parser.add_argument("--output", type=Path, default=OUTPUT)
     args = parser.parse_args()
     if not os.access(args.pyro, os.X_OK):

@@ -20,6 +20,8 @@ mmdebstrap mmdebstrap
 mke2fs e2fsprogs
 cpio cpio
 update-ca-certificates ca-certificates
+slirp4netns slirp4netns
+ip iproute2
 "
 
 missing_packages() {
@@ -42,6 +44,22 @@ for round in 1 2 3; do
   fi
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
 done
+
+# The network tests copy a static busybox into guests (ip, httpd); a
+# dynamic one (package busybox) would not run there.
+static_busybox() {
+  [ -x /bin/busybox ] &&
+    dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok installed' &&
+    /bin/busybox true
+}
+if ! static_busybox; then
+  echo "setup: installing busybox-static"
+  if [ "$updated" = no ]; then
+    $SUDO apt-get update -qq
+    updated=yes
+  fi
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends busybox-static
+fi
 
 if [ "$(vhost-device-vsock --version 2>/dev/null)" != "vhost-device-vsock $VHOST_DEVICE_VSOCK_VERSION" ]; then
   echo "setup: installing vhost-device-vsock $VHOST_DEVICE_VSOCK_VERSION"
@@ -74,6 +92,10 @@ vhost-device-vsock vhost-device-vsock"
 # on PATH.
 if ! uv --version >/dev/null 2>&1 && ! python3 -m uv --version >/dev/null 2>&1; then
   echo "setup: error: uv is missing (python3 -m pip install uv)" >&2
+  failed=1
+fi
+if ! static_busybox; then
+  echo "setup: error: /bin/busybox is missing or not static (package busybox-static)" >&2
   failed=1
 fi
 if ! "$CARGO" --version >/dev/null 2>&1; then

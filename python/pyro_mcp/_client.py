@@ -45,8 +45,7 @@ def _secrets(secrets: Sequence[Mapping[str, Any]] | None) -> list[dict[str, Any]
     if secrets is None:
         return None
     return [
-        {key: os.fspath(value) if key == "file_path" else value for key, value in secret.items()}
-        for secret in secrets
+        {key: os.fspath(value) if key == "file_path" else value for key, value in secret.items()} for secret in secrets
     ]
 
 
@@ -197,7 +196,9 @@ class Pyro:
     ) -> Result:
         """Create and boot a persistent workspace, optionally named (unique; usable
         wherever a workspace id is), labelled and seeded into ``/workspace`` from a
-        host directory or ``.tar``/``.tar.gz``/``.tgz``.
+        host directory or ``.tar``/``.tar.gz``/``.tgz``. ``network_policy`` is
+        ``"off"`` (no network interface), ``"egress"`` (outbound only, never
+        the host's loopback) or ``"egress+published-ports"``.
 
         ``secrets`` is a list of ``{"name": ..., "value": ...}`` or
         ``{"name": ..., "file_path": ...}``: installed in the guest under
@@ -407,7 +408,9 @@ class Pyro:
         ``{"type": "command", "command": ...}``: the call returns once it is
         ready (``state`` ``running``), or ``failed`` after
         ``ready_timeout_seconds``. ``published_ports`` is a list of
-        ``{"guest_port": N, "host_port": M}`` (``host_port`` optional).
+        ``{"guest_port": N, "host_port": M}`` (``host_port`` optional: a free
+        one is picked), served on the host's 127.0.0.1; it needs a workspace
+        created with ``network_policy="egress+published-ports"``.
         """
         return self._call(
             "service_start",

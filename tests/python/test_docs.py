@@ -95,7 +95,10 @@ def pyro_invocations(line: str) -> list[list[str]]:
             if os.path.basename(token) != "pyro":
                 continue
             before = seg[:i]
-            if all(t in LAUNCHERS or t.startswith("-") or re.match(r"^\w+=", t) or (i > 0 and seg[0] == "uvx") for t in before):
+            if all(
+                t in LAUNCHERS or t.startswith("-") or re.match(r"^\w+=", t) or (i > 0 and seg[0] == "uvx")
+                for t in before
+            ):
                 found.append(seg[i + 1 :])
             break
     return found
@@ -200,10 +203,19 @@ def test_public_contract_is_generated_from_the_product() -> None:
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
-        ("pyro workspace list --label issue=123          # newest first", [["workspace", "list", "--label", "issue=123"]]),
+        (
+            "pyro workspace list --label issue=123          # newest first",
+            [["workspace", "list", "--label", "issue=123"]],
+        ),
         ("uvx --from pyro-mcp pyro doctor", [["doctor"]]),
-        ("pyro workspace stop repro && pyro workspace start repro", [["workspace", "stop", "repro"], ["workspace", "start", "repro"]]),
-        ("pyro run debian:12 -- sh -c 'echo out; exit 7'", [["run", "debian:12", "--", "sh", "-c", "echo out; exit 7"]]),
+        (
+            "pyro workspace stop repro && pyro workspace start repro",
+            [["workspace", "stop", "repro"], ["workspace", "start", "repro"]],
+        ),
+        (
+            "pyro run debian:12 -- sh -c 'echo out; exit 7'",
+            [["run", "debian:12", "--", "sh", "-c", "echo out; exit 7"]],
+        ),
         ('export ID="$(pyro workspace create debian:12 --id-only)"', []),
         ("cd pyro", []),
         ("sudo PYRO_CACHE_DIR=/c ~/.venvs/pyro/bin/pyro env pull debian:12", [["env", "pull", "debian:12"]]),

@@ -18,9 +18,10 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import anyio
 import jsonschema
@@ -199,10 +200,7 @@ def test_bad_serve_options_are_usage_errors(pyro: Pyro) -> None:
     run = pyro.cli("mcp", "serve", "--profile", "bogus", check=False)
     assert run.returncode == 2, run
     assert run.stdout == ""
-    assert (
-        "unknown MCP profile 'bogus'; expected one of: vm-run, workspace-core, workspace-full"
-        in run.stderr
-    )
+    assert "unknown MCP profile 'bogus'; expected one of: vm-run, workspace-core, workspace-full" in run.stderr
     run = pyro.cli("mcp", "serve", "--allow-host-path", "no-such-dir", check=False)
     assert run.returncode == 2, run
     assert run.stdout == ""
@@ -217,13 +215,24 @@ def test_help_names_the_default_profile(pyro: Pyro) -> None:
 
 def test_stdout_carries_only_mcp_messages_and_stdin_eof_ends_the_server(pyro: Pyro) -> None:
     messages = [
-        {"jsonrpc": "2.0", "id": 1, "method": "initialize",
-         "params": {"protocolVersion": "2025-06-18", "capabilities": {},
-                    "clientInfo": {"name": "raw", "version": "0"}}},
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": {"name": "raw", "version": "0"},
+            },
+        },
         {"jsonrpc": "2.0", "method": "notifications/initialized"},
         {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
-        {"jsonrpc": "2.0", "id": 3, "method": "tools/call",
-         "params": {"name": "workspace_status", "arguments": {"workspace_id": "ghost"}}},
+        {
+            "jsonrpc": "2.0",
+            "id": 3,
+            "method": "tools/call",
+            "params": {"name": "workspace_status", "arguments": {"workspace_id": "ghost"}},
+        },
     ]
     started = time.monotonic()
     run = subprocess.run(
@@ -298,17 +307,15 @@ async def test_errors_are_tool_errors_with_message_and_hint(pyro: Pyro, tmp_path
         r = await s.call_tool("workspace_status", {"workspace_id": "no-such-workspace"})
         assert r.is_error
         text = text_of(r)
-        assert text.startswith(
-            "Error executing tool workspace_status: workspace 'no-such-workspace' does not exist"
-        ), text
+        assert text.startswith("Error executing tool workspace_status: workspace 'no-such-workspace' does not exist"), (
+            text
+        )
         hint = text.split("\n")[1]
         assert "workspace_list" in hint and "pyro " not in hint, text
         assert r.structured_content["code"] == "not_found"
         assert r.structured_content["hint"] == hint
 
-        r = await s.call_tool(
-            "workspace_create", {"environment": ENV, "labels": {"bad key!": "v"}}
-        )
+        r = await s.call_tool("workspace_create", {"environment": ENV, "labels": {"bad key!": "v"}})
         assert r.is_error
         assert r.structured_content["code"] == "invalid_argument"
         assert "bad key!" in text_of(r), text_of(r)
@@ -501,6 +508,12 @@ async def test_discovery_flow_concurrency_and_output_schemas(pyro: Pyro) -> None
             {"workspace_id": alpha, "service_name": "x", "command": "true", "ready_file": "a", "ready_tcp": "h:1"},
         )
         assert both.is_error and "at most one" in text_of(both), text_of(both)
+        # alpha has no network: publishing is refused with the policy named.
+        unpublished = await s.call_tool(
+            "service_start",
+            {"workspace_id": alpha, "service_name": "p", "command": "true", "published_ports": [{"guest_port": 8000}]},
+        )
+        assert unpublished.is_error and "egress+published-ports" in text_of(unpublished), text_of(unpublished)
         services = await call("service_list", {"workspace_id": alpha})
         assert services["running_count"] == 1, services
         assert (await call("service_status", {"workspace_id": alpha, "service_name": "web"}))["state"] == "running"
@@ -511,14 +524,18 @@ async def test_discovery_flow_concurrency_and_output_schemas(pyro: Pyro) -> None
         shell = await call("shell_open", {"workspace_id": alpha})
         sid = shell["shell_id"]
         await call("shell_write", {"workspace_id": alpha, "shell_id": sid, "input": "cd /tmp; X=4; echo v=$((X*2))"})
-        out = await call(
-            "shell_read", {"workspace_id": alpha, "shell_id": sid, "plain": True, "wait_for_idle_ms": 500}
-        )
+        out = await call("shell_read", {"workspace_id": alpha, "shell_id": sid, "plain": True, "wait_for_idle_ms": 500})
         assert "v=8" in out["output"] and out["next_cursor"] > 0, out
         await call("shell_write", {"workspace_id": alpha, "shell_id": sid, "input": "pwd"})
         out = await call(
             "shell_read",
-            {"workspace_id": alpha, "shell_id": sid, "cursor": out["next_cursor"], "plain": True, "wait_for_idle_ms": 500},
+            {
+                "workspace_id": alpha,
+                "shell_id": sid,
+                "cursor": out["next_cursor"],
+                "plain": True,
+                "wait_for_idle_ms": 500,
+            },
         )
         assert "/tmp" in out["output"], out
         sig = await call("shell_signal", {"workspace_id": alpha, "shell_id": sid, "signal_name": "int"})
@@ -554,9 +571,7 @@ async def test_discovery_flow_concurrency_and_output_schemas(pyro: Pyro) -> None
         # stops its command in the guest.
         with anyio.move_on_after(2.5):
             await s.call_tool("workspace_exec", {"workspace_id": alpha, "command": "sleep 40; touch late.txt"})
-        count = (
-            "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline; echo; done | grep -c '^sleep 40' || true"
-        )
+        count = "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline; echo; done | grep -c '^sleep 40' || true"
         left = "?"
         for _ in range(20):
             left = (await call("workspace_exec", {"workspace_id": alpha, "command": count}))["stdout"].strip()

@@ -21,12 +21,12 @@ import tempfile
 import threading
 import time
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
-
-import pytest
+from typing import Any
 
 import pyro_mcp
+import pytest
 from pyro_mcp import (
     ConflictError,
     InvalidArgumentError,
@@ -56,7 +56,9 @@ class Contract:
     def pull_environment(self, environment): ...
     def inspect_environment(self, environment): ...
     def prune_environments(self): ...
-    def create_vm(self, *, environment, vcpu_count=1, mem_mib=1024, ttl_seconds=600, network=False, allow_host_compat=False): ...
+    def create_vm(
+        self, *, environment, vcpu_count=1, mem_mib=1024, ttl_seconds=600, network=False, allow_host_compat=False
+    ): ...
     def start_vm(self, vm_id): ...
     def exec_vm(self, vm_id, *, command, timeout_seconds=30): ...
     def stop_vm(self, vm_id): ...
@@ -64,8 +66,32 @@ class Contract:
     def status_vm(self, vm_id): ...
     def network_info_vm(self, vm_id): ...
     def reap_expired(self): ...
-    def run_in_vm(self, *, environment, command, vcpu_count=1, mem_mib=1024, timeout_seconds=30, ttl_seconds=600, network=False, allow_host_compat=False): ...
-    def create_workspace(self, *, environment, vcpu_count=1, mem_mib=1024, ttl_seconds=600, network_policy="off", allow_host_compat=False, seed_path=None, secrets=None, name=None, labels=None): ...
+    def run_in_vm(
+        self,
+        *,
+        environment,
+        command,
+        vcpu_count=1,
+        mem_mib=1024,
+        timeout_seconds=30,
+        ttl_seconds=600,
+        network=False,
+        allow_host_compat=False,
+    ): ...
+    def create_workspace(
+        self,
+        *,
+        environment,
+        vcpu_count=1,
+        mem_mib=1024,
+        ttl_seconds=600,
+        network_policy="off",
+        allow_host_compat=False,
+        seed_path=None,
+        secrets=None,
+        name=None,
+        labels=None,
+    ): ...
     def list_workspaces(self): ...
     def update_workspace(self, workspace_id, *, name=None, clear_name=False, labels=None, clear_labels=None): ...
     def exec_workspace(self, workspace_id, *, command, timeout_seconds=30, secret_env=None): ...
@@ -93,7 +119,19 @@ class Contract:
     def write_shell(self, workspace_id, shell_id, *, input, append_newline=True): ...
     def signal_shell(self, workspace_id, shell_id, *, signal_name="INT"): ...
     def close_shell(self, workspace_id, shell_id): ...
-    def start_service(self, workspace_id, service_name, *, command, cwd="/workspace", readiness=None, ready_timeout_seconds=30, ready_interval_ms=500, secret_env=None, published_ports=None): ...
+    def start_service(
+        self,
+        workspace_id,
+        service_name,
+        *,
+        command,
+        cwd="/workspace",
+        readiness=None,
+        ready_timeout_seconds=30,
+        ready_interval_ms=500,
+        secret_env=None,
+        published_ports=None,
+    ): ...
     def list_services(self, workspace_id): ...
     def status_service(self, workspace_id, service_name): ...
     def logs_service(self, workspace_id, service_name, *, tail_lines=200, all=False): ...
@@ -235,14 +273,11 @@ def stub_functions(tree: ast.Module) -> dict[str, ast.FunctionDef]:
 def stub_params(fn: ast.FunctionDef) -> list[tuple[str, Any]]:
     args = fn.args
     defaults = [None] * (len(args.args) - len(args.defaults)) + [ast.literal_eval(d) for d in args.defaults]
-    return [(a.arg, d) for a, d in zip(args.args, defaults)]
+    return [(a.arg, d) for a, d in zip(args.args, defaults, strict=True)]
 
 
 def runtime_params(obj: Any) -> list[tuple[str, Any]]:
-    return [
-        (p.name, None if p.default is p.empty else p.default)
-        for p in inspect.signature(obj).parameters.values()
-    ]
+    return [(p.name, None if p.default is p.empty else p.default) for p in inspect.signature(obj).parameters.values()]
 
 
 def test_native_stubs_match_the_runtime() -> None:
@@ -363,9 +398,16 @@ def test_console_script_is_the_cli() -> None:
 
 def test_create_server_serves_mcp_in_process(pyro: Pyro, tmp_path: Path) -> None:
     messages = [
-        {"jsonrpc": "2.0", "id": 1, "method": "initialize",
-         "params": {"protocolVersion": "2025-06-18", "capabilities": {},
-                    "clientInfo": {"name": "raw", "version": "0"}}},
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": {"name": "raw", "version": "0"},
+            },
+        },
         {"jsonrpc": "2.0", "method": "notifications/initialized"},
         {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
     ]
@@ -420,7 +462,9 @@ def test_discovery_flow_contents_and_state_errors(pyro: Pyro, environment_instal
     cli = subprocess.run(
         [str(PYRO), "workspace", "status", "sdk-web", "--json"],
         env={**os.environ, "PYRO_STATE_DIR": str(pyro.state_dir), "PYRO_CACHE_DIR": str(pyro.cache_dir)},
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert set(json.loads(cli.stdout)) == set(pyro.status_workspace("sdk-web")) == set(web)
 
@@ -452,7 +496,9 @@ def test_discovery_flow_contents_and_state_errors(pyro: Pyro, environment_instal
 
     # A service, its readiness given as in its result.
     started = pyro.start_service(
-        "sdk-api", "ticker", command="while true; do echo tick; sleep 1; done",
+        "sdk-api",
+        "ticker",
+        command="while true; do echo tick; sleep 1; done",
         readiness={"type": "command", "command": "true"},
     )
     assert (started["state"], started["readiness"]) == ("running", {"type": "command", "command": "true"})
@@ -548,10 +594,14 @@ def test_one_pyro_from_several_threads(pyro: Pyro, environment_installed: None) 
         spans[key] = (started, time.monotonic())
 
     threads = [
-        threading.Thread(target=timed, args=("exec", pyro.exec_workspace),
-                         kwargs={"workspace_id": "threads", "command": "sleep 3; echo slept"}),
-        threading.Thread(target=timed, args=("run", pyro.run_in_vm),
-                         kwargs={"environment": ENV, "command": "sleep 2; echo ran"}),
+        threading.Thread(
+            target=timed,
+            args=("exec", pyro.exec_workspace),
+            kwargs={"workspace_id": "threads", "command": "sleep 3; echo slept"},
+        ),
+        threading.Thread(
+            target=timed, args=("run", pyro.run_in_vm), kwargs={"environment": ENV, "command": "sleep 2; echo ran"}
+        ),
     ]
     for t in threads:
         t.start()

@@ -19,7 +19,9 @@ mod log;
 mod modules;
 mod net;
 mod patch;
+mod proxy;
 mod reaper;
+mod relay;
 mod server;
 mod services;
 mod shells;
@@ -71,6 +73,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Some("publish-proxy") => proxy::main(&args[2..]),
         Some("--version") => {
             println!("pyro-agent {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS

@@ -403,6 +403,13 @@ fn serve_one<S: Stream>(stream: S, features: &Features) -> Result<(), ProtoError
             };
             conn.send(&answer)?;
         }
+        Request::TcpConnect { port } => match crate::relay::connect_local(port) {
+            Ok(tcp) => {
+                conn.send(&Message::Response(Response::Done))?;
+                crate::relay::splice(conn.into_inner().into_fd(), tcp, crate::relay::Server::Tcp)?;
+            }
+            Err(e) => conn.send(&Message::Error(e))?,
+        },
         Request::RawEcho => {
             conn.send(&Message::Response(Response::Done))?;
             raw_echo(conn.into_inner())?;

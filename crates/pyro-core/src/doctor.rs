@@ -132,6 +132,7 @@ impl Manager {
         let vm_boot = booted.unwrap_or(false);
         let guest_exec = vm_boot && sidecar && agent_ok;
         let user_net = user_netdev(&tools.qemu);
+        let egress = pyro_vmm::egress::check(tools);
         let reason = if !vm_boot {
             Some(if env.is_none() {
                 "not probed: no environment installed".to_string()
@@ -142,6 +143,8 @@ impl Manager {
             Some("vsock sidecar or guest agent missing".into())
         } else if !user_net {
             Some("QEMU lacks user-mode networking".into())
+        } else if let Err(why) = &egress {
+            Some(format!("no egress networking: {why}"))
         } else {
             None
         };
@@ -198,13 +201,15 @@ impl Manager {
             capabilities: Capabilities {
                 vm_boot,
                 guest_exec,
-                guest_network: guest_exec && user_net,
+                guest_network: guest_exec && user_net && egress.is_ok(),
                 reason,
             },
             networking: NetworkingReport {
                 enabled_by_default: false,
-                mode: "qemu-user".into(),
+                mode: "qemu-user+slirp4netns".into(),
                 user_netdev_available: user_net,
+                egress_available: egress.is_ok(),
+                egress_reason: egress.err(),
             },
             state_dir: self.config().state_dir.clone(),
             probe: probe.as_ref().map(|p| p.report()),

@@ -287,9 +287,11 @@ impl Error {
                 EnvError::Io { .. } => ErrorCode::IoError,
             },
             Error::Vmm(e) => match e {
-                VmmError::QemuMissing | VmmError::QemuImgMissing | VmmError::VsockMissing => {
-                    ErrorCode::MissingDependency
-                }
+                VmmError::QemuMissing
+                | VmmError::QemuImgMissing
+                | VmmError::VsockMissing
+                | VmmError::Slirp4netnsMissing => ErrorCode::MissingDependency,
+                VmmError::NetworkFailed(_) => ErrorCode::BootFailed,
                 VmmError::KvmUnavailable(_) | VmmError::SocketPathTooLong(_) => {
                     ErrorCode::InvalidArgument
                 }
@@ -347,8 +349,12 @@ impl Error {
                 | EnvError::AgentForeign { .. },
             ) => Some(Hint::BuildStaticAgent),
             Error::Vmm(
-                VmmError::QemuMissing | VmmError::QemuImgMissing | VmmError::VsockMissing,
+                VmmError::QemuMissing
+                | VmmError::QemuImgMissing
+                | VmmError::VsockMissing
+                | VmmError::Slirp4netnsMissing,
             ) => Some(Hint::InstallHostTools),
+            Error::Vmm(VmmError::NetworkFailed(_)) => Some(Hint::RunDoctor),
             Error::Vmm(VmmError::SocketPathTooLong(_)) => Some(Hint::ShorterStateDir),
             Error::Vmm(VmmError::BootFailed { .. } | VmmError::Spawn { .. }) => {
                 Some(Hint::RunDoctor)

@@ -279,7 +279,7 @@ impl Manager {
             network_enabled: info.network_enabled,
             outbound_connectivity_expected: info.network_enabled,
             reason: if info.network_enabled {
-                "QEMU user-mode networking: outbound TCP and UDP through the host, no inbound"
+                "egress: outbound TCP and UDP through the host, never to the host's loopback; no inbound"
                     .into()
             } else {
                 "created without network: the guest has no network interface".into()

@@ -38,6 +38,9 @@ pub const SERVICES: &str = "services";
 
 /// [`crate::Request::ShellOpen`] and the other shell requests.
 pub const SHELLS: &str = "shells";
+/// `TcpConnect`: a connection to a guest TCP port over vsock (published
+/// ports).
+pub const TCP_CONNECT: &str = "tcp_connect";
 
 /// What every protocol-1 agent has always had, including those that predate
 /// feature lists: a `Hello` without `features` (or with an empty list) means
@@ -68,4 +71,5 @@ pub const ALL: &[&str] = &[
     SECRETS,
     SERVICES,
     SHELLS,
+    TCP_CONNECT,
 ];

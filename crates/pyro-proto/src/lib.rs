@@ -76,6 +76,7 @@
 
 pub mod features;
 mod frame;
+pub mod hybrid;
 mod message;
 pub mod paths;
 mod upload;

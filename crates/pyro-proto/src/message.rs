@@ -362,6 +362,13 @@ pub enum Request {
         /// Absolute guest path under the workspace root.
         path: String,
     },
+    /// Connect to `port` on the guest's 127.0.0.1: answered `Done`, after
+    /// which the connection carries that TCP stream's bytes both ways
+    /// (published ports).
+    TcpConnect {
+        /// Guest TCP port.
+        port: u16,
+    },
 }
 
 /// The `op` of every [`Request`] this build knows. A request frame with any
@@ -390,6 +397,7 @@ const KNOWN_OPS: &[&str] = &[
     "shell_write",
     "shell_signal",
     "shell_close",
+    "tcp_connect",
 ];
 
 impl Request {
@@ -419,6 +427,7 @@ impl Request {
             Request::ShellWrite { .. } => "shell_write",
             Request::ShellSignal { .. } => "shell_signal",
             Request::ShellClose { .. } => "shell_close",
+            Request::TcpConnect { .. } => "tcp_connect",
         }
     }
 
@@ -447,6 +456,7 @@ impl Request {
             | Request::ShellWrite { .. }
             | Request::ShellSignal { .. }
             | Request::ShellClose { .. } => features::SHELLS,
+            Request::TcpConnect { .. } => features::TCP_CONNECT,
         }
     }
 
@@ -480,6 +490,7 @@ impl Request {
             | Request::ShellWrite { .. }
             | Request::ShellSignal { .. }
             | Request::ShellClose { .. } => &[features::SHELLS],
+            Request::TcpConnect { .. } => &[features::TCP_CONNECT],
         }
     }
 
@@ -1040,6 +1051,7 @@ mod tests {
             Request::ShellClose {
                 shell_id: "s".into(),
             },
+            Request::TcpConnect { port: 8080 },
         ];
         for r in &all {
             match r {
@@ -1065,7 +1077,8 @@ mod tests {
                 | Request::ShellRead { .. }
                 | Request::ShellWrite { .. }
                 | Request::ShellSignal { .. }
-                | Request::ShellClose { .. } => {}
+                | Request::ShellClose { .. }
+                | Request::TcpConnect { .. } => {}
             }
         }
         all

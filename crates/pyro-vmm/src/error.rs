@@ -14,6 +14,14 @@ pub enum VmmError {
     /// No vsock transport is available.
     #[error("no vsock transport: /dev/vhost-vsock is absent and vhost-device-vsock is not installed (crates.io package vhost-device-vsock)")]
     VsockMissing,
+    /// Egress was asked for and slirp4netns is missing.
+    #[error(
+        "egress networking needs slirp4netns, which is not installed (Debian package slirp4netns)"
+    )]
+    Slirp4netnsMissing,
+    /// The egress network could not be set up.
+    #[error("could not set up the guest's network: {0}")]
+    NetworkFailed(String),
     /// A guest that must keep its disk has none.
     #[error("the workspace disk {0} is missing; its files cannot be recovered")]
     DiskMissing(PathBuf),

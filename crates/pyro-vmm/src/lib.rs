@@ -13,6 +13,7 @@
 
 pub mod agent;
 mod backend;
+pub mod egress;
 mod error;
 mod files;
 pub mod live;

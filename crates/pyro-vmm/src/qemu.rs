@@ -259,7 +259,19 @@ fn start_with(spec: &VmSpec, tools: &HostTools, lifetime: Lifetime) -> Result<Vm
         }
         DiskMode::Existing => {}
     }
-    start_processes(spec, &qemu, &sidecar, files, lifetime)
+    // Checked before anything starts, like the other tools.
+    let slirp = if spec.network {
+        Some(
+            tools
+                .slirp4netns
+                .path
+                .clone()
+                .ok_or(VmmError::Slirp4netnsMissing)?,
+        )
+    } else {
+        None
+    };
+    start_processes(spec, &qemu, &sidecar, slirp, files, lifetime)
 }
 
 fn create_overlay(qemu_img: &Path, rootfs: &Path, disk: &Path) -> Result<(), VmmError> {
@@ -289,6 +301,7 @@ fn start_processes(
     spec: &VmSpec,
     qemu: &Path,
     sidecar: &Path,
+    slirp: Option<PathBuf>,
     files: VmFiles,
     lifetime: Lifetime,
 ) -> Result<Vm, VmmError> {
@@ -381,7 +394,19 @@ fn start_processes(
             .map(|s| s.to_string()),
         );
     }
+    // Egress: QEMU in a namespace of its own, joined to the world by
+    // slirp4netns (see `egress`).
+    let exit_pipe = match slirp {
+        Some(slirp) => Some((
+            slirp,
+            crate::egress::Pipe::new().map_err(VmmError::io("making the network pipe"))?,
+        )),
+        None => None,
+    };
     let mut cmd = Command::new(qemu);
+    if let Some((_, pipe)) = &exit_pipe {
+        crate::egress::isolate(&mut cmd, std::os::fd::AsRawFd::as_raw_fd(&pipe.write));
+    }
     cmd.args(&args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -390,7 +415,7 @@ fn start_processes(
                 .map_err(VmmError::io("creating the QEMU log"))?,
         ));
     own(&mut cmd, lifetime);
-    let qemu_child = match cmd.spawn() {
+    let mut qemu_child = match cmd.spawn() {
         Ok(c) => c,
         Err(source) => {
             kill_and_reap(&mut sidecar_child);
@@ -400,11 +425,29 @@ fn start_processes(
             });
         }
     };
+    let net_child = match exit_pipe {
+        None => None,
+        Some((slirp, crate::egress::Pipe { read, write })) => {
+            // QEMU alone holds the write end from here on.
+            drop(write);
+            match crate::egress::start_slirp(&slirp, qemu_child.id(), read, &files.net_log, |c| {
+                own(c, lifetime)
+            }) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    kill_and_reap(&mut qemu_child);
+                    kill_and_reap(&mut sidecar_child);
+                    return Err(e);
+                }
+            }
+        }
+    };
     Vm::new(
         spec.vm_id.clone(),
         files,
         qemu_child,
         Some(sidecar_child),
+        net_child,
         ready,
         lifetime,
     )

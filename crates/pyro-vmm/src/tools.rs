@@ -39,6 +39,8 @@ pub struct HostTools {
     pub vhost_device_vsock: Tool,
     /// Firecracker (reported only; its guests need virtio-mmio support).
     pub firecracker: Tool,
+    /// slirp4netns: the way out of an egress guest's own namespace.
+    pub slirp4netns: Tool,
 }
 
 impl HostTools {
@@ -49,6 +51,7 @@ impl HostTools {
             qemu_img: Tool::find("qemu-img"),
             vhost_device_vsock: Tool::find("vhost-device-vsock"),
             firecracker: Tool::find("firecracker"),
+            slirp4netns: Tool::find("slirp4netns"),
         }
     }
 }

@@ -38,6 +38,8 @@ pub struct VmFiles {
     pub qemu_log: PathBuf,
     /// The sidecar's stderr.
     pub sidecar_log: PathBuf,
+    /// slirp4netns's output (egress guests).
+    pub net_log: PathBuf,
 }
 
 impl VmFiles {
@@ -58,6 +60,7 @@ impl VmFiles {
             console: dir.join("console.log"),
             qemu_log: dir.join("qemu.log"),
             sidecar_log: dir.join("vsock.log"),
+            net_log: dir.join("net.log"),
         }
     }
 }
@@ -71,6 +74,7 @@ pub struct Vm {
     handle: VmHandle,
     vmm: Child,
     sidecar: Option<Child>,
+    net: Option<Child>,
     ready: Option<UnixListener>,
     started: Instant,
     lifetime: Lifetime,
@@ -90,11 +94,13 @@ impl Vm {
         files: VmFiles,
         vmm: Child,
         sidecar: Option<Child>,
+        net: Option<Child>,
         ready: UnixListener,
         lifetime: Lifetime,
     ) -> Result<Vm, VmmError> {
         let mut pids = vec![vmm.id()];
         pids.extend(sidecar.as_ref().map(Child::id));
+        pids.extend(net.as_ref().map(Child::id));
         live::add_pids(&id, &pids);
         let gone = || VmmError::BootFailed {
             reason: "the VMM exited at once".into(),
@@ -106,11 +112,13 @@ impl Vm {
             backend: crate::BackendKind::Qemu,
             vmm: ProcRef::of(vmm.id()).ok_or_else(gone)?,
             sidecar: sidecar.as_ref().and_then(|c| ProcRef::of(c.id())),
+            net: net.as_ref().and_then(|c| ProcRef::of(c.id())),
         };
         Ok(Vm {
             handle,
             vmm,
             sidecar,
+            net,
             ready: Some(ready),
             started: Instant::now(),
             lifetime,
@@ -239,6 +247,9 @@ impl Vm {
         }
         kill_and_reap(&mut self.vmm);
         if let Some(s) = self.sidecar.as_mut() {
+            kill_and_reap(s);
+        }
+        if let Some(s) = self.net.as_mut() {
             kill_and_reap(s);
         }
         let files = self.files();
@@ -423,6 +434,9 @@ pub struct VmHandle {
     pub vmm: ProcRef,
     /// The vsock sidecar, if the backend uses one.
     pub sidecar: Option<ProcRef>,
+    /// slirp4netns, for a guest with egress (it also exits with the VMM).
+    #[serde(default)]
+    pub net: Option<ProcRef>,
 }
 
 impl VmHandle {
@@ -433,7 +447,10 @@ impl VmHandle {
 
     /// Every process of the guest, VMM first.
     pub fn processes(&self) -> Vec<ProcRef> {
-        std::iter::once(self.vmm).chain(self.sidecar).collect()
+        std::iter::once(self.vmm)
+            .chain(self.sidecar)
+            .chain(self.net)
+            .collect()
     }
 
     /// Whether the VMM and the sidecar both still run.

@@ -5,46 +5,8 @@
 //! on the stream is the guest connection. A guest connecting to the host on
 //! port P arrives at the unix socket `<path>_P`, if the host listens there.
 
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
-use std::path::Path;
-use std::time::Duration;
-
 /// Longest path a unix socket address can hold (sun_path minus NUL).
 pub const MAX_SOCKET_PATH: usize = 107;
-/// How long the `CONNECT` handshake may take.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Opens a connection to `port` in the guest behind `uds`.
-pub fn connect(uds: &Path, port: u32) -> std::io::Result<UnixStream> {
-    let mut stream = UnixStream::connect(uds)?;
-    stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
-    stream.write_all(format!("CONNECT {port}\n").as_bytes())?;
-    // Read the reply byte by byte: anything after the newline belongs to the
-    // guest connection and must stay in the socket.
-    let mut line = Vec::with_capacity(16);
-    let mut byte = [0u8; 1];
-    loop {
-        if stream.read(&mut byte)? == 0 {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::ConnectionRefused,
-                "vsock connection refused (nothing listening in the guest)",
-            ));
-        }
-        if byte[0] == b'\n' {
-            break;
-        }
-        line.push(byte[0]);
-        if line.len() > 64 {
-            return Err(std::io::Error::other("vsock handshake reply too long"));
-        }
-    }
-    if !line.starts_with(b"OK ") {
-        return Err(std::io::Error::other(format!(
-            "vsock handshake refused: {}",
-            String::from_utf8_lossy(&line)
-        )));
-    }
-    stream.set_read_timeout(None)?;
-    Ok(stream)
-}
+/// Opens a connection to `port` in the guest behind `uds` (the handshake
+/// lives in `pyro-proto`, which the agent's published-port proxy shares).
+pub use pyro_proto::hybrid::connect;

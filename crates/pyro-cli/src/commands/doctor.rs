@@ -124,10 +124,16 @@ fn human(p: Printer, r: &DoctorReport) {
         yes_no(c.guest_network)
     ));
     p.line(&format!(
-        "Networking: mode={} enabled_by_default={} user_netdev={}",
+        "Networking: mode={} enabled_by_default={} user_netdev={} egress={}{}",
         r.networking.mode,
         yes_no(r.networking.enabled_by_default),
-        yes_no(r.networking.user_netdev_available)
+        yes_no(r.networking.user_netdev_available),
+        yes_no(r.networking.egress_available),
+        r.networking
+            .egress_reason
+            .as_deref()
+            .map(|w| format!(" ({w})"))
+            .unwrap_or_default()
     ));
     p.line(&format!("State dir: {}", r.state_dir.display()));
     if !r.issues.is_empty() {

@@ -46,8 +46,28 @@ fn footer(tag: &str, s: &ServiceInfo) -> String {
     if let Some(r) = &s.stop_reason {
         line.push_str(&format!(" stop_reason={r}"));
     }
-    line.push_str(&format!(" execution_mode={}\n", s.execution_mode));
+    line.push_str(&format!(" execution_mode={}", s.execution_mode));
+    if let Some(ports) = published(s) {
+        line.push_str(&format!(" published_ports={ports}"));
+    }
+    line.push('\n');
     line
+}
+
+/// `127.0.0.1:HOST->GUEST/tcp,...` while the service runs.
+fn published(s: &ServiceInfo) -> Option<String> {
+    (s.state == ServiceState::Running && !s.published_ports.is_empty()).then(|| {
+        s.published_ports
+            .iter()
+            .map(|p| {
+                format!(
+                    "{}:{}->{}/{}",
+                    p.host, p.host_port, p.guest_port, p.protocol
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    })
 }
 
 /// `--publish GUEST` or `--publish HOST:GUEST`.
@@ -139,8 +159,11 @@ pub fn run(m: &Manager, c: &ServiceCommand) -> Exit {
                         printer.line("No workspace services found.");
                     }
                     for s in &l.services {
+                        let ports = published(s)
+                            .map(|p| format!(" published={p}"))
+                            .unwrap_or_default();
                         printer.line(&format!(
-                            "{} [{}] cwd={}",
+                            "{} [{}] cwd={}{ports}",
                             s.service_name,
                             state_str(s.state),
                             s.cwd

@@ -222,8 +222,13 @@ pub fn create(m: &Manager, a: &CreateArgs) -> Exit {
         Ok(s) => s,
         Err(e) => return fail(printer, e),
     };
+    let network_policy = match a.network_policy.parse() {
+        Ok(n) => n,
+        Err(e) => return fail(printer, e),
+    };
     let params = WorkspaceCreateParams {
         secrets,
+        network_policy,
         name: a.name.clone(),
         labels,
         vcpu_count: a.vcpu_count,

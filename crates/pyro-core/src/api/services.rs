@@ -55,8 +55,9 @@ pub struct ServiceStartParams {
     /// variable name (the same name when empty).
     #[serde(default)]
     pub secret_env: BTreeMap<String, String>,
-    /// Ports to publish on the host: needs the egress+published-ports
-    /// network policy (not available yet).
+    /// Ports to publish on the host's 127.0.0.1 (each connection is carried
+    /// to the guest's 127.0.0.1:guest_port): needs the
+    /// egress+published-ports network policy.
     #[serde(default)]
     pub published_ports: Vec<PublishedPortSpec>,
 }

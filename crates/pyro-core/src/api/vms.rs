@@ -23,7 +23,7 @@ pub struct VmCreateParams {
     /// Delete the VM this many seconds after its creation (60-604800).
     #[serde(default = "defaults::ttl_seconds")]
     pub ttl_seconds: u64,
-    /// Outbound networking (QEMU user-mode).
+    /// Outbound networking (the egress policy).
     #[serde(default)]
     pub network: bool,
     /// Must be false: pyro never runs commands on the host.

@@ -63,6 +63,11 @@ pub enum NetworkPolicy {
     /// No network interface at all.
     #[default]
     Off,
+    /// Outbound connections only (never to the host's loopback).
+    Egress,
+    /// Outbound, plus service ports published on the host's 127.0.0.1.
+    #[serde(rename = "egress+published-ports")]
+    EgressPublishedPorts,
 }
 
 impl NetworkPolicy {
@@ -70,7 +75,35 @@ impl NetworkPolicy {
     pub fn as_str(self) -> &'static str {
         match self {
             NetworkPolicy::Off => "off",
+            NetworkPolicy::Egress => "egress",
+            NetworkPolicy::EgressPublishedPorts => "egress+published-ports",
         }
+    }
+
+    /// Every policy, for help texts and parsers.
+    pub const ALL: [NetworkPolicy; 3] = [
+        NetworkPolicy::Off,
+        NetworkPolicy::Egress,
+        NetworkPolicy::EgressPublishedPorts,
+    ];
+
+    /// Whether the guest gets a network interface.
+    pub fn has_network(self) -> bool {
+        self != NetworkPolicy::Off
+    }
+}
+
+impl std::str::FromStr for NetworkPolicy {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> Result<Self, crate::Error> {
+        NetworkPolicy::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| {
+                crate::Error::InvalidArgument(format!(
+                    "unknown network policy '{s}'; use off, egress or egress+published-ports"
+                ))
+            })
     }
 }
 
@@ -149,7 +182,7 @@ pub struct WorkspaceCreateParams {
     /// never deleted): 60-604800.
     #[serde(default = "defaults::ttl_seconds")]
     pub ttl_seconds: u64,
-    /// Network policy; only `off` exists so far.
+    /// Network policy: off (no NIC), egress, or egress+published-ports.
     #[serde(default)]
     pub network_policy: NetworkPolicy,
     /// Must be false: pyro never runs commands on the host.

@@ -115,6 +115,26 @@ impl Manager {
         Ok(self.secret_env(r, &Default::default())?.1)
     }
 
+    /// A guest's error with the workspace's secret values taken out: the
+    /// agent and the console may echo what a command was given.
+    fn redact_error(&self, r: &WorkspaceRecord, e: Error) -> Error {
+        let Ok(red) = self.redactor(r) else { return e };
+        match e {
+            Error::Vmm(VmmError::Remote(mut remote)) => {
+                remote.message = red.redact_str(&remote.message);
+                Error::Vmm(VmmError::Remote(remote))
+            }
+            Error::Vmm(VmmError::Agent(m)) => Error::Vmm(VmmError::Agent(red.redact_str(&m))),
+            Error::Vmm(VmmError::GuestLost { reason, console }) => {
+                Error::Vmm(VmmError::GuestLost {
+                    reason: red.redact_str(&reason),
+                    console: red.redact_str(&console),
+                })
+            }
+            other => other,
+        }
+    }
+
     /// What a failed guest call means for this workspace. A guest lost
     /// mid-command: deleted or stopped by someone else is not a crash; a
     /// real crash leaves the record stopped with the reason. An agent too
@@ -126,6 +146,7 @@ impl Manager {
         vm: &VmHandle,
         e: Error,
     ) -> Error {
+        let e = self.redact_error(r, e);
         if e.code() == crate::ErrorCode::Unsupported {
             return e.with_hint(Hint::RestartForNewAgent {
                 workspace: asked_as.to_string(),

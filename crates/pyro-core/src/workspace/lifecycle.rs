@@ -11,7 +11,8 @@ use super::snapshots::{SnapshotFile, Tee, EMPTY_TAR};
 use super::{info, Runtime, TTL_RANGE};
 use crate::accel::AccelChoice;
 use crate::api::{
-    defaults, DeleteResult, WorkspaceCreateParams, WorkspaceInfo, WorkspaceRef, WorkspaceSeed,
+    defaults, DeleteResult, NetworkPolicy, WorkspaceCreateParams, WorkspaceInfo, WorkspaceRef,
+    WorkspaceSeed,
 };
 use crate::guest::Boot;
 use crate::progress::{Event, Phase, Progress};
@@ -116,6 +117,7 @@ impl Manager {
                 accel: choice,
                 vcpus: p.vcpu_count,
                 mem_mib: p.mem_mib,
+                network: p.network_policy,
                 disk: DiskMode::Create,
                 state_while_booting: WorkspaceState::Creating,
                 state_on_failure: WorkspaceState::Failed,
@@ -204,7 +206,7 @@ impl Manager {
                     accel,
                     vcpus: b.vcpus,
                     mem_mib: b.mem_mib,
-                    network: false,
+                    network: b.network.has_network(),
                     disk: b.disk,
                     lifetime: Lifetime::Detached,
                 },
@@ -302,6 +304,7 @@ impl Manager {
                 accel: choice,
                 vcpus: r.vcpu_count,
                 mem_mib: r.mem_mib,
+                network: super::info(&r).network_policy,
                 disk: DiskMode::Existing,
                 state_while_booting: WorkspaceState::Stopped,
                 state_on_failure: WorkspaceState::Stopped,
@@ -402,6 +405,7 @@ pub(super) struct WorkspaceBoot<'a> {
     pub(super) accel: AccelChoice,
     pub(super) vcpus: u32,
     pub(super) mem_mib: u32,
+    pub(super) network: NetworkPolicy,
     pub(super) disk: DiskMode,
     pub(super) state_while_booting: WorkspaceState,
     pub(super) state_on_failure: WorkspaceState,

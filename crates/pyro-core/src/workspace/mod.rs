@@ -39,6 +39,7 @@ mod disk;
 mod exec;
 mod files;
 mod lifecycle;
+mod ports;
 mod query;
 mod reconcile;
 mod services;
@@ -118,7 +119,7 @@ pub(crate) fn info(r: &WorkspaceRecord) -> WorkspaceInfo {
         created_at: r.created_at,
         last_activity_at: r.last_activity_at,
         expires_at: r.expires_at,
-        network_policy: NetworkPolicy::Off,
+        network_policy: r.network_policy.parse().unwrap_or(NetworkPolicy::Off),
         execution_mode: "guest_vsock".into(),
         workspace_path: defaults::WORKSPACE_PATH.into(),
         command_count: r.command_count,

@@ -4,14 +4,19 @@
 //! while the guest runs.
 
 use pyro_store::WorkspaceRecord;
+use pyro_vmm::process::ProcRef;
 use pyro_vmm::VmHandle;
 
 use crate::api::{
-    Readiness, ServiceInfo, ServiceList, ServiceLogs, ServiceLogsParams, ServiceRef,
+    NetworkPolicy, Readiness, ServiceInfo, ServiceList, ServiceLogs, ServiceLogsParams, ServiceRef,
     ServiceStartParams, ServiceState, WorkspaceRef,
 };
 use crate::progress::{Event, Progress};
 use crate::{Error, Manager};
+
+/// Key of a service record that holds its port proxies (host-only, never
+/// in the public payload).
+const PROXIES: &str = "proxies";
 
 fn secs(ms: u64) -> f64 {
     ms as f64 / 1000.0
@@ -80,14 +85,61 @@ fn check_name(name: &str) -> Result<(), Error> {
 }
 
 impl Manager {
-    fn save_service(&self, s: &ServiceInfo) -> Result<(), Error> {
-        let record = serde_json::to_value(s).unwrap_or_default();
-        Ok(self.store()?.put_service(
+    fn save_service(&self, s: &ServiceInfo) -> Result<ServiceInfo, Error> {
+        self.save_service_with(s.clone(), None)
+    }
+
+    /// Saves a service's record. The same run of the service (same start
+    /// time) keeps its published ports and proxies unless `proxies` gives
+    /// new ones; a service no longer running has its proxies stopped.
+    fn save_service_with(
+        &self,
+        mut s: ServiceInfo,
+        proxies: Option<Vec<ProcRef>>,
+    ) -> Result<ServiceInfo, Error> {
+        let store = self.store()?;
+        let old = store
+            .services(&s.workspace_id)?
+            .into_iter()
+            .find(|(name, _, _)| *name == s.service_name)
+            .map(|(_, _, record)| record);
+        let mut procs = proxies.unwrap_or_default();
+        if let Some(old) = old {
+            let same_run = old.get("started_at").and_then(|v| v.as_f64()) == Some(s.started_at);
+            let old_procs: Vec<ProcRef> = old
+                .get(PROXIES)
+                .and_then(|v| serde_json::from_value(v.clone()).ok())
+                .unwrap_or_default();
+            if same_run && procs.is_empty() {
+                procs = old_procs;
+                if s.published_ports.is_empty() {
+                    s.published_ports = old
+                        .get("published_ports")
+                        .and_then(|v| serde_json::from_value(v.clone()).ok())
+                        .unwrap_or_default();
+                }
+            } else {
+                super::ports::stop(&old_procs);
+            }
+        }
+        if s.state != ServiceState::Running {
+            super::ports::stop(&procs);
+            procs.clear();
+        }
+        let mut record = serde_json::to_value(&s).unwrap_or_default();
+        if let Some(obj) = record.as_object_mut() {
+            obj.insert(
+                PROXIES.into(),
+                serde_json::to_value(&procs).unwrap_or_default(),
+            );
+        }
+        store.put_service(
             &s.workspace_id,
             &s.service_name,
             state_str(s.state),
             &record,
-        )?)
+        )?;
+        Ok(s)
     }
 
     /// The store's records of a workspace's services.
@@ -165,11 +217,7 @@ impl Manager {
                 "ready_interval_ms must be between 1 and 60000".into(),
             ));
         }
-        if !p.published_ports.is_empty() {
-            return Err(Error::InvalidArgument(
-                "published ports need the egress+published-ports network policy, which this pyro does not offer yet".into(),
-            ));
-        }
+        super::ports::validate(&p.published_ports)?;
         if !p.cwd.starts_with('/') {
             return Err(Error::InvalidArgument(format!(
                 "cwd must be an absolute path in the guest, got '{}'",
@@ -177,7 +225,26 @@ impl Manager {
             )));
         }
         let (r, vm) = self.started(&p.workspace_id, "service start")?;
+        let policy = super::info(&r).network_policy;
+        if !p.published_ports.is_empty() && policy != NetworkPolicy::EgressPublishedPorts {
+            return Err(Error::InvalidArgument(format!(
+                "published ports need the egress+published-ports network policy, and workspace '{}' has '{}' (the policy is chosen at create)",
+                p.workspace_id,
+                policy.as_str()
+            )));
+        }
         let (env, redactor) = self.secret_env(&r, &p.secret_env)?;
+        // An ended run of the same name may still hold its host ports.
+        if let Some(old) = self
+            .stored_services(&r.workspace_id)?
+            .into_iter()
+            .find(|s| s.service_name == p.service_name && s.state != ServiceState::Running)
+        {
+            self.save_service(&old)?;
+        }
+        // Bound before the service starts: a taken port fails with nothing
+        // started.
+        let bound = super::ports::bind(&p.published_ports)?;
         progress.event(Event::Notice(&format!(
             "starting service '{}'{}",
             p.service_name,
@@ -198,8 +265,28 @@ impl Manager {
             ready_interval_ms: p.ready_interval_ms,
         };
         let status = self.on_guest(&r, &p.workspace_id, &vm, |vm| Ok(vm.service_start(req)?))?;
-        let s = info(&r.workspace_id, status);
-        self.save_service(&s)?;
+        let mut s = info(&r.workspace_id, status);
+        let mut proxies = Vec::new();
+        if s.state == ServiceState::Running && !bound.is_empty() {
+            match super::ports::start_proxies(&self.config().agent_path, &vm, bound) {
+                Ok((ports, procs)) => {
+                    s.published_ports = ports;
+                    proxies = procs;
+                }
+                Err(e) => {
+                    // Never a service that claims ports it does not have.
+                    if let Ok(st) = vm.service_stop(&s.service_name) {
+                        s = info(&r.workspace_id, st);
+                    }
+                    s.state = ServiceState::Failed;
+                    s.stop_reason = Some("published_port_failed".into());
+                    s.pid = None;
+                    self.save_service(&s)?;
+                    return Err(e);
+                }
+            }
+        }
+        let s = self.save_service_with(s, Some(proxies))?;
         self.store()?.touch(&r.workspace_id, crate::now())?;
         Ok(s)
     }
@@ -219,8 +306,7 @@ impl Manager {
         if let Some(vm) = vm {
             let live = self.on_guest(r, &r.workspace_id, vm, |vm| Ok(vm.service_list()?))?;
             for s in live {
-                let s = info(&r.workspace_id, s);
-                self.save_service(&s)?;
+                let s = self.save_service(&info(&r.workspace_id, s))?;
                 by_name.insert(s.service_name.clone(), s);
             }
         }
@@ -312,8 +398,7 @@ impl Manager {
                 crate::ErrorCode::NotFound => service_not_found(&r.workspace_id, &p.service_name),
                 _ => e,
             })?;
-        let s = info(&r.workspace_id, status);
-        self.save_service(&s)?;
+        let s = self.save_service(&info(&r.workspace_id, status))?;
         self.store()?.touch(&r.workspace_id, crate::now())?;
         Ok(s)
     }

@@ -308,6 +308,7 @@ impl Manager {
                 accel: choice,
                 vcpus: r.vcpu_count,
                 mem_mib: r.mem_mib,
+                network: super::info(&r).network_policy,
                 disk: DiskMode::Create,
                 state_while_booting: WorkspaceState::Stopped,
                 state_on_failure: WorkspaceState::Stopped,
