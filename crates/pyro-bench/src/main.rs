@@ -33,6 +33,12 @@
 //!   `workspace_exec` of `true` on the same workspace, interleaved
 //!   (figures only), and the same two on the guest handle alone.
 //!   `--transfer-profile` adds a breakdown of where transfer time goes.
+//! - `interactive` (one workspace, created through the Manager in-process;
+//!   figures only): a shell's write-to-read echo round trip, the time from
+//!   `service_start` to ready for a file-readiness service, and HTTP GETs
+//!   through a published port beside the same GETs inside the guest
+//!   (skipped, with the reason, without a static /bin/busybox on the host
+//!   or slirp4netns).
 //!
 //! Every sample is kept in the JSON (in the order taken), beside its
 //! median, min and max. Series that are compared with each other are
@@ -53,11 +59,13 @@ use pyro_vmm::probe::boot_probe;
 use pyro_vmm::{qemu, Accel, OutputSink, Vm, VmHandle, VmSpec};
 use serde_json::{json, Value};
 
+mod interactive;
+
 const ENV: &str = "debian:12";
 const USAGE: &str = "usage: pyro-bench --pyro PATH [--output FILE] [--cold-runs N] [--execs N] \
 [--echoes N] [--stream-mib N] [--stream-reps N] [--transfer-reps N] [--transfer-profile] \
-[--no-cold-run] [--no-guest] [--no-workspace] [--no-mcp] [--no-transfer] \
-[--only SERIES[,SERIES...]] (series: cold_run, guest, workspace, mcp, transfer)";
+[--no-cold-run] [--no-guest] [--no-workspace] [--no-mcp] [--no-transfer] [--no-interactive] \
+[--only SERIES[,SERIES...]] (series: cold_run, guest, workspace, mcp, transfer, interactive)";
 
 /// Boot deadline for the bench's own guests and bare boots (TCG on a
 /// loaded 2-core host is slow).
@@ -99,10 +107,20 @@ struct Args {
     mcp: bool,
     /// Run the transfer benchmarks (sync push, export, file read).
     transfer: bool,
+    /// Run the interactive benchmarks (shell echo, service readiness,
+    /// published port).
+    interactive: bool,
 }
 
 /// Names accepted by `--only`, each the switch of one group of series.
-const SERIES: [&str; 5] = ["cold_run", "guest", "workspace", "mcp", "transfer"];
+const SERIES: [&str; 6] = [
+    "cold_run",
+    "guest",
+    "workspace",
+    "mcp",
+    "transfer",
+    "interactive",
+];
 
 fn parse_args() -> Result<Args, String> {
     let mut pyro = None;
@@ -121,6 +139,7 @@ fn parse_args() -> Result<Args, String> {
         workspace: true,
         mcp: true,
         transfer: true,
+        interactive: true,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -146,6 +165,7 @@ fn parse_args() -> Result<Args, String> {
             "--no-workspace" => args.workspace = false,
             "--no-mcp" => args.mcp = false,
             "--no-transfer" => args.transfer = false,
+            "--no-interactive" => args.interactive = false,
             "--only" => {
                 let list = value(&a)?;
                 let names: Vec<&str> = list.split(',').map(str::trim).collect();
@@ -161,6 +181,7 @@ fn parse_args() -> Result<Args, String> {
                 args.workspace = on("workspace");
                 args.mcp = on("mcp");
                 args.transfer = on("transfer");
+                args.interactive = on("interactive");
             }
             "-h" | "--help" => {
                 println!("{USAGE}");
@@ -1652,7 +1673,8 @@ fn stats_p90(samples: &[f64]) -> Value {
     v
 }
 
-/// Deletes the transfer workspace however the series leaves its scope.
+/// Deletes a workspace made through the Manager (transfer, interactive)
+/// however its series leaves its scope.
 struct OwnedWorkspace<'a> {
     m: &'a Manager,
     id: String,
@@ -1666,7 +1688,7 @@ impl Drop for OwnedWorkspace<'_> {
         );
         if let Err(e) = r {
             progress(&format!(
-                "warning: deleting transfer workspace {}: {e}",
+                "warning: deleting bench workspace {}: {e}",
                 self.id
             ));
         }
@@ -2397,6 +2419,11 @@ fn run(args: &Args) -> Result<Value, String> {
     } else {
         (Value::Null, Value::Null, Value::Null, Value::Null)
     };
+    let interactive = if args.interactive {
+        interactive::interactive_bench(&m, &root.0)?
+    } else {
+        Value::Null
+    };
 
     let mut targets = Vec::new();
     for (section, v) in [
@@ -2437,6 +2464,7 @@ fn run(args: &Args) -> Result<Value, String> {
             "workspace": args.workspace,
             "mcp": args.mcp,
             "transfer": args.transfer,
+            "interactive": args.interactive,
         },
         "host": host,
         "load": {
@@ -2457,6 +2485,7 @@ fn run(args: &Args) -> Result<Value, String> {
         "sync_push": sync_push,
         "export": export,
         "file_read_rtt": file_read,
+        "interactive": interactive,
     }))
 }
 
