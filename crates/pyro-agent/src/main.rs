@@ -14,6 +14,7 @@
 mod exec;
 mod features;
 mod files;
+mod identity;
 mod init;
 mod log;
 mod modules;

@@ -403,6 +403,19 @@ fn serve_one<S: Stream>(stream: S, features: &Features) -> Result<(), ProtoError
             };
             conn.send(&answer)?;
         }
+        Request::SetIdentity {
+            unix_time_ms,
+            entropy_hex,
+            machine_id,
+            hostname,
+        } => {
+            let answer =
+                match crate::identity::set(unix_time_ms, &entropy_hex, &machine_id, &hostname) {
+                    Ok(()) => Message::Response(Response::Done),
+                    Err(e) => Message::Error(e),
+                };
+            conn.send(&answer)?;
+        }
         Request::TcpConnect { port } => match crate::relay::connect_local(port) {
             Ok(tcp) => {
                 conn.send(&Message::Response(Response::Done))?;

@@ -39,6 +39,12 @@
 //!   through a published port beside the same GETs inside the guest
 //!   (skipped, with the reason, without a static /bin/busybox on the host
 //!   or slirp4netns).
+//! - `templates` (through the Manager in-process): create to first exec
+//!   from a template vs cold, alternating (template / cold ≤ 0.1); host
+//!   memory of an idle workspace from a template 30 s after its create
+//!   (≤ 120 MiB, one cold-booted one beside it); `--templates-count N`
+//!   idle workspaces from the template held at once (create rate, an exec
+//!   in each, memory, delete time).
 //!
 //! Every sample is kept in the JSON (in the order taken), beside its
 //! median, min and max. Series that are compared with each other are
@@ -60,12 +66,14 @@ use pyro_vmm::{qemu, Accel, OutputSink, Vm, VmHandle, VmSpec};
 use serde_json::{json, Value};
 
 mod interactive;
+mod templates;
 
 const ENV: &str = "debian:12";
 const USAGE: &str = "usage: pyro-bench --pyro PATH [--output FILE] [--cold-runs N] [--execs N] \
 [--echoes N] [--stream-mib N] [--stream-reps N] [--transfer-reps N] [--transfer-profile] \
-[--no-cold-run] [--no-guest] [--no-workspace] [--no-mcp] [--no-transfer] [--no-interactive] \
-[--only SERIES[,SERIES...]] (series: cold_run, guest, workspace, mcp, transfer, interactive)";
+[--templates-count N] [--no-cold-run] [--no-guest] [--no-workspace] [--no-mcp] [--no-transfer] \
+[--no-interactive] [--no-templates] [--only SERIES[,SERIES...]] \
+(series: cold_run, guest, workspace, mcp, transfer, interactive, templates)";
 
 /// Boot deadline for the bench's own guests and bare boots (TCG on a
 /// loaded 2-core host is slow).
@@ -110,16 +118,22 @@ struct Args {
     /// Run the interactive benchmarks (shell echo, service readiness,
     /// published port).
     interactive: bool,
+    /// Run the template benchmarks (create from a template vs cold, idle
+    /// memory, many workspaces held at once).
+    templates: bool,
+    /// Workspaces held at once in the template benchmarks.
+    templates_count: usize,
 }
 
 /// Names accepted by `--only`, each the switch of one group of series.
-const SERIES: [&str; 6] = [
+const SERIES: [&str; 7] = [
     "cold_run",
     "guest",
     "workspace",
     "mcp",
     "transfer",
     "interactive",
+    "templates",
 ];
 
 fn parse_args() -> Result<Args, String> {
@@ -140,6 +154,8 @@ fn parse_args() -> Result<Args, String> {
         mcp: true,
         transfer: true,
         interactive: true,
+        templates: true,
+        templates_count: 100,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -160,12 +176,14 @@ fn parse_args() -> Result<Args, String> {
             "--stream-reps" => args.stream_reps = count(&a, value(&a)?)?,
             "--transfer-reps" => args.transfer_reps = count(&a, value(&a)?)?,
             "--transfer-profile" => args.transfer_profile = true,
+            "--templates-count" => args.templates_count = count(&a, value(&a)?)?,
             "--no-cold-run" => args.cold_run = false,
             "--no-guest" => args.guest = false,
             "--no-workspace" => args.workspace = false,
             "--no-mcp" => args.mcp = false,
             "--no-transfer" => args.transfer = false,
             "--no-interactive" => args.interactive = false,
+            "--no-templates" => args.templates = false,
             "--only" => {
                 let list = value(&a)?;
                 let names: Vec<&str> = list.split(',').map(str::trim).collect();
@@ -182,6 +200,7 @@ fn parse_args() -> Result<Args, String> {
                 args.mcp = on("mcp");
                 args.transfer = on("transfer");
                 args.interactive = on("interactive");
+                args.templates = on("templates");
             }
             "-h" | "--help" => {
                 println!("{USAGE}");
@@ -354,6 +373,10 @@ impl Cli<'_> {
         cmd.args(argv).stdin(Stdio::null());
         if let Some(state) = state {
             cmd.env("PYRO_STATE_DIR", state);
+        }
+        // `cold_run` measures a boot; templates have their own series.
+        if argv.first() == Some(&"run") {
+            cmd.env("PYRO_TEMPLATES", "off");
         }
         let started = Instant::now();
         let out = cmd
@@ -692,6 +715,7 @@ fn guest_benches(
         mem_mib: GUEST_MEM_MIB,
         network: false,
         accel,
+        boot: pyro_vmm::BootSource::Kernel,
     };
     progress(&format!(
         "booting a guest ({}) for round trips and throughput",
@@ -2424,6 +2448,11 @@ fn run(args: &Args) -> Result<Value, String> {
     } else {
         Value::Null
     };
+    let templates = if args.templates {
+        templates::templates_bench(&m, &root.0, args.templates_count)?
+    } else {
+        Value::Null
+    };
 
     let mut targets = Vec::new();
     for (section, v) in [
@@ -2433,6 +2462,7 @@ fn run(args: &Args) -> Result<Value, String> {
         ("workspace_list", &list),
         ("sync_push", &sync_push),
         ("export", &export),
+        ("templates", &templates),
     ] {
         for (k, c) in v.as_object().into_iter().flatten() {
             if let Some(met) = c.get("met").and_then(Value::as_bool) {
@@ -2465,6 +2495,8 @@ fn run(args: &Args) -> Result<Value, String> {
             "mcp": args.mcp,
             "transfer": args.transfer,
             "interactive": args.interactive,
+            "templates": args.templates,
+            "templates_count": args.templates_count,
         },
         "host": host,
         "load": {
@@ -2486,6 +2518,7 @@ fn run(args: &Args) -> Result<Value, String> {
         "export": export,
         "file_read_rtt": file_read,
         "interactive": interactive,
+        "templates": templates,
     }))
 }
 

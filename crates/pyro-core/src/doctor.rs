@@ -211,6 +211,7 @@ impl Manager {
                 egress_available: egress.is_ok(),
                 egress_reason: egress.err(),
             },
+            templates: self.templates_report(),
             state_dir: self.config().state_dir.clone(),
             probe: probe.as_ref().map(|p| p.report()),
         })

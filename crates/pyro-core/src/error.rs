@@ -291,7 +291,7 @@ impl Error {
                 | VmmError::QemuImgMissing
                 | VmmError::VsockMissing
                 | VmmError::Slirp4netnsMissing => ErrorCode::MissingDependency,
-                VmmError::NetworkFailed(_) => ErrorCode::BootFailed,
+                VmmError::NetworkFailed(_) | VmmError::Template(_) => ErrorCode::BootFailed,
                 VmmError::KvmUnavailable(_) | VmmError::SocketPathTooLong(_) => {
                     ErrorCode::InvalidArgument
                 }

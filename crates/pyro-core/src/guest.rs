@@ -1,17 +1,23 @@
 //! The guest layer: one boot, ready and exec path, used by one-shot runs
 //! and workspaces alike, with one set of deadlines.
 
+use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use pyro_env::InstalledEnv;
 use pyro_proto::ExecRequest;
-use pyro_vmm::{Accel, DiskMode, Lifetime, Vm, VmHandle, VmSpec};
+use pyro_vmm::{Accel, BootSource, DiskMode, Lifetime, Vm, VmHandle, VmSpec};
+use sha2::Digest;
 
-use crate::api::{CommandOutput, CommandSpec};
+use crate::api::{BootInfo, CommandOutput, CommandSpec};
 use crate::progress::Progress;
 use crate::secrets::{Redactor, StreamRedactor};
-use crate::{Error, Manager};
+use crate::{templates, Error, Manager};
+
+/// Clones tried before a cold boot (now and then a clone's vsock device
+/// never comes up; a second clone almost always does).
+const RESUME_ATTEMPTS: u32 = 2;
 
 /// Boot deadline under KVM.
 const BOOT_DEADLINE_KVM: Duration = Duration::from_secs(30);
@@ -130,7 +136,7 @@ impl pyro_vmm::OutputSink for Collector<'_> {
 
 impl Manager {
     /// The boot deadline for an accelerator.
-    fn boot_deadline(accel: Accel) -> Duration {
+    pub(crate) fn boot_deadline(accel: Accel) -> Duration {
         match accel {
             Accel::Kvm => BOOT_DEADLINE_KVM,
             Accel::Tcg => BOOT_DEADLINE_TCG,
@@ -144,12 +150,12 @@ impl Manager {
         &self,
         boot: Boot<'_>,
         started: &mut dyn FnMut(&VmHandle) -> Result<(), Error>,
-    ) -> Result<(Vm, Duration), Error> {
+    ) -> Result<(Vm, Duration, BootInfo), Error> {
         let mut kernel_args = Vec::new();
         if let Some(f) = &self.config().agent_disable_features {
             kernel_args.push(format!("pyro.disable_features={f}"));
         }
-        let spec = VmSpec {
+        let mut spec = VmSpec {
             vm_id: boot.id.to_string(),
             dir: boot.dir,
             kernel: boot.env.kernel(),
@@ -161,14 +167,117 @@ impl Manager {
             mem_mib: boot.mem_mib,
             network: boot.network,
             accel: boot.accel,
+            boot: BootSource::Kernel,
         };
-        let mut vm = self.backend().start(&spec, boot.lifetime)?;
+        // A fresh disk can start from a template; a stopped workspace's
+        // guest boots from the disk it has.
+        let mut cold_reason = match boot.disk {
+            DiskMode::Create => match self.template_for(&spec) {
+                Ok(t) => {
+                    spec.boot = BootSource::Template(t.clone());
+                    let mut last = String::new();
+                    for attempt in 1..=RESUME_ATTEMPTS {
+                        let resumed = self.start_and_wait(&spec, boot.lifetime, started).and_then(
+                            |(vm, ready)| match self.give_identity(&vm, true) {
+                                Ok(()) => Ok((vm, ready)),
+                                Err(e) => {
+                                    // A clone without its own randomness
+                                    // must not run.
+                                    vm.destroy();
+                                    Err(e)
+                                }
+                            },
+                        );
+                        match resumed {
+                            Ok((vm, ready)) => {
+                                return Ok((vm, ready, templates::boot_info(true, None)));
+                            }
+                            Err(e) => {
+                                // A broken template (its state will not
+                                // load) is never tried again; a guest that
+                                // stayed silent is worth one more clone.
+                                if matches!(e, Error::Vmm(pyro_vmm::VmmError::Template(_))) {
+                                    self.discard_template(&t);
+                                }
+                                // A one-shot guest's teardown took its
+                                // directory and its clean-up registration.
+                                if boot.lifetime == Lifetime::BoundToCaller {
+                                    std::fs::DirBuilder::new()
+                                        .recursive(true)
+                                        .mode(0o700)
+                                        .create(&spec.dir)
+                                        .map_err(Error::io("remaking the guest directory"))?;
+                                    pyro_vmm::live::register(&spec.vm_id, &spec.dir);
+                                }
+                                last = format!("attempt {attempt}: {e}");
+                                if matches!(e, Error::Vmm(pyro_vmm::VmmError::Template(_))) {
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    spec.boot = BootSource::Kernel;
+                    format!("resuming the template failed ({last})")
+                }
+                Err(reason) => reason,
+            },
+            DiskMode::Existing => "a stopped workspace boots from its own disk".into(),
+        };
+        let (vm, ready) = self.start_and_wait(&spec, boot.lifetime, started)?;
+        if let Err(e) = self.give_identity(&vm, false) {
+            cold_reason.push_str(&format!(" (identity not set: {e})"));
+        }
+        Ok((vm, ready, templates::boot_info(false, Some(cold_reason))))
+    }
+
+    fn start_and_wait(
+        &self,
+        spec: &VmSpec,
+        lifetime: Lifetime,
+        started: &mut dyn FnMut(&VmHandle) -> Result<(), Error>,
+    ) -> Result<(Vm, Duration), Error> {
+        let mut vm = self.backend().start(spec, lifetime)?;
         if let Err(e) = started(vm.handle()) {
             vm.destroy();
             return Err(e);
         }
-        let times = vm.wait_ready(Self::boot_deadline(boot.accel))?;
-        Ok((vm, times.agent_ready))
+        match vm.wait_ready(Self::boot_deadline(spec.accel)) {
+            Ok(times) => Ok((vm, times.agent_ready)),
+            Err(e) => {
+                vm.destroy();
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Fresh randomness, the host's clock, and a machine-id and hostname
+    /// of the guest's own. A clone must have them; an older agent on a
+    /// cold boot may not know the request.
+    fn give_identity(&self, vm: &Vm, required: bool) -> Result<(), Error> {
+        let mut entropy = [0u8; 64];
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut entropy))
+            .map_err(Error::io("reading host randomness"))?;
+        let id = vm.id();
+        let digest = sha2::Sha256::digest(id.as_bytes());
+        let machine_id: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+        let host: String = id
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .take(40)
+            .collect();
+        match vm
+            .handle()
+            .set_identity(&entropy, &machine_id, &format!("pyro-{host}"))
+        {
+            Ok(()) => Ok(()),
+            Err(pyro_vmm::VmmError::Remote(r))
+                if !required && r.code == pyro_proto::ErrorCode::Unsupported =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Runs a command in a guest, streaming output to `progress` and

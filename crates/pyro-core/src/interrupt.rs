@@ -43,8 +43,10 @@ pub(crate) fn on_interrupt(action: impl FnOnce() -> String + Send + 'static) -> 
 /// Tears down this process's guests and runs every registered clean-up,
 /// newest first. Returns one line saying what happened.
 pub fn handle() -> String {
-    let torn_down = pyro_vmm::live::teardown_all();
+    // Taken before the guests go: an operation whose guest dies under it
+    // returns and drops its guard, and its clean-up would be lost.
     let pending = std::mem::take(&mut *actions());
+    let torn_down = pyro_vmm::live::teardown_all();
     let messages: Vec<String> = pending.into_iter().rev().map(|(_, a)| a()).collect();
     if !messages.is_empty() {
         format!("interrupted; {}", messages.join("; "))

@@ -31,6 +31,7 @@ pub mod progress;
 mod run;
 mod runtime_dirs;
 pub mod secrets;
+mod templates;
 mod vms;
 mod workspace;
 

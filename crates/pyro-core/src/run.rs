@@ -110,7 +110,7 @@ impl Manager {
                 Ok(())
             },
         );
-        let (vm, boot) = match booted {
+        let (vm, boot, boot_info) = match booted {
             Ok(b) => b,
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&dir);
@@ -118,6 +118,9 @@ impl Manager {
                 return Err(e);
             }
         };
+        if let Some(n) = crate::templates::cold_notice(&boot_info) {
+            progress.event(Event::Notice(&n));
+        }
 
         progress.event(Event::Phase {
             phase: Phase::Execute,
@@ -165,6 +168,7 @@ impl Manager {
                 deleted: true,
                 reason: "post_exec_cleanup".into(),
             },
+            boot: boot_info,
         })
     }
 }

@@ -149,7 +149,7 @@ impl Manager {
                 &mut |_| Ok(()),
             );
             match result {
-                Ok((vm, _)) => Ok(vm),
+                Ok((vm, _, _)) => Ok(vm),
                 Err(e) => {
                     let _ = std::fs::remove_dir_all(&dir);
                     pyro_vmm::live::unregister(&info.vm_id);

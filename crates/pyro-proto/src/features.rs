@@ -41,6 +41,8 @@ pub const SHELLS: &str = "shells";
 /// `TcpConnect`: a connection to a guest TCP port over vsock (published
 /// ports).
 pub const TCP_CONNECT: &str = "tcp_connect";
+/// `SetIdentity`: reseed, clock, machine-id and hostname (templates).
+pub const IDENTITY: &str = "identity";
 
 /// What every protocol-1 agent has always had, including those that predate
 /// feature lists: a `Hello` without `features` (or with an empty list) means
@@ -72,4 +74,5 @@ pub const ALL: &[&str] = &[
     SERVICES,
     SHELLS,
     TCP_CONNECT,
+    IDENTITY,
 ];

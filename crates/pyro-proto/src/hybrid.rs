@@ -13,8 +13,14 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Opens a connection to `port` in the guest behind `uds`.
 pub fn connect(uds: &Path, port: u32) -> std::io::Result<UnixStream> {
+    connect_within(uds, port, HANDSHAKE_TIMEOUT)
+}
+
+/// [`connect`] giving up after `limit` (a request can be lost while the
+/// guest's vsock device is still coming up; retrying beats waiting).
+pub fn connect_within(uds: &Path, port: u32, limit: Duration) -> std::io::Result<UnixStream> {
     let mut stream = UnixStream::connect(uds)?;
-    stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
+    stream.set_read_timeout(Some(limit))?;
     stream.write_all(format!("CONNECT {port}\n").as_bytes())?;
     // Read the reply byte by byte: anything after the newline belongs to the
     // guest connection and must stay in the socket.

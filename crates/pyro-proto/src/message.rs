@@ -369,6 +369,20 @@ pub enum Request {
         /// Guest TCP port.
         port: u16,
     },
+    /// Make this guest its own machine (after a resume from a template,
+    /// and on every boot): mix `entropy` into the kernel's random pool and
+    /// reseed it, set the wall clock, write /etc/machine-id and set the
+    /// hostname. Answered `Done`.
+    SetIdentity {
+        /// Host time, milliseconds since the Unix epoch.
+        unix_time_ms: u64,
+        /// Fresh random bytes from the host, hex.
+        entropy_hex: String,
+        /// 32 lowercase hex digits.
+        machine_id: String,
+        /// The hostname.
+        hostname: String,
+    },
 }
 
 /// The `op` of every [`Request`] this build knows. A request frame with any
@@ -398,6 +412,7 @@ const KNOWN_OPS: &[&str] = &[
     "shell_signal",
     "shell_close",
     "tcp_connect",
+    "set_identity",
 ];
 
 impl Request {
@@ -428,6 +443,7 @@ impl Request {
             Request::ShellSignal { .. } => "shell_signal",
             Request::ShellClose { .. } => "shell_close",
             Request::TcpConnect { .. } => "tcp_connect",
+            Request::SetIdentity { .. } => "set_identity",
         }
     }
 
@@ -457,6 +473,7 @@ impl Request {
             | Request::ShellSignal { .. }
             | Request::ShellClose { .. } => features::SHELLS,
             Request::TcpConnect { .. } => features::TCP_CONNECT,
+            Request::SetIdentity { .. } => features::IDENTITY,
         }
     }
 
@@ -491,6 +508,7 @@ impl Request {
             | Request::ShellSignal { .. }
             | Request::ShellClose { .. } => &[features::SHELLS],
             Request::TcpConnect { .. } => &[features::TCP_CONNECT],
+            Request::SetIdentity { .. } => &[features::IDENTITY],
         }
     }
 
@@ -1052,6 +1070,12 @@ mod tests {
                 shell_id: "s".into(),
             },
             Request::TcpConnect { port: 8080 },
+            Request::SetIdentity {
+                unix_time_ms: 1,
+                entropy_hex: "00".into(),
+                machine_id: "0".repeat(32),
+                hostname: "pyro".into(),
+            },
         ];
         for r in &all {
             match r {
@@ -1078,7 +1102,8 @@ mod tests {
                 | Request::ShellWrite { .. }
                 | Request::ShellSignal { .. }
                 | Request::ShellClose { .. }
-                | Request::TcpConnect { .. } => {}
+                | Request::TcpConnect { .. }
+                | Request::SetIdentity { .. } => {}
             }
         }
         all

@@ -54,7 +54,7 @@ impl Pipe {
 }
 
 /// Lets the child keep `fds` across exec (same numbers).
-fn keep_fds(cmd: &mut Command, fds: Vec<RawFd>) {
+pub(crate) fn keep_fds(cmd: &mut Command, fds: Vec<RawFd>) {
     // SAFETY: fcntl is async-signal-safe; the fds are open in the parent
     // until spawn returns.
     unsafe {

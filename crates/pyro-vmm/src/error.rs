@@ -19,6 +19,9 @@ pub enum VmmError {
         "egress networking needs slirp4netns, which is not installed (Debian package slirp4netns)"
     )]
     Slirp4netnsMissing,
+    /// A template could not be made or resumed.
+    #[error("template: {0}")]
+    Template(String),
     /// The egress network could not be set up.
     #[error("could not set up the guest's network: {0}")]
     NetworkFailed(String),

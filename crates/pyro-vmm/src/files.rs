@@ -379,6 +379,32 @@ impl VmHandle {
         self.answer(&mut conn)
     }
 
+    /// Gives the guest fresh randomness, the host's clock, a machine-id and
+    /// a hostname (a guest resumed from a template has the template's).
+    pub fn set_identity(
+        &self,
+        entropy: &[u8],
+        machine_id: &str,
+        hostname: &str,
+    ) -> Result<(), VmmError> {
+        let unix_time_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let mut conn = self.request(Request::SetIdentity {
+            unix_time_ms,
+            entropy_hex: entropy.iter().map(|b| format!("{b:02x}")).collect(),
+            machine_id: machine_id.to_string(),
+            hostname: hostname.to_string(),
+        })?;
+        match self.answer(&mut conn)? {
+            Response::Done => Ok(()),
+            other => Err(VmmError::Agent(format!(
+                "unexpected answer to an identity: {other:?}"
+            ))),
+        }
+    }
+
     /// Installs a secret at /run/pyro-secrets/<name> in the guest.
     pub fn install_secret(&self, name: &str, value: &str) -> Result<(), VmmError> {
         let mut conn = self.request(Request::InstallSecret {

@@ -20,6 +20,8 @@ pub mod live;
 pub mod probe;
 pub mod process;
 pub mod qemu;
+mod qmp;
+pub mod template;
 pub mod tools;
 pub mod vm;
 pub mod vsock;
@@ -28,7 +30,8 @@ pub use agent::{ExecOutcome, OutputSink};
 pub use backend::{Backend, BackendKind};
 pub use error::VmmError;
 pub use files::ArchiveCounts;
-pub use qemu::{Accel, DiskMode, Lifetime, Qemu, VmSpec};
+pub use qemu::{Accel, BootSource, DiskMode, Lifetime, Qemu, VmSpec};
+pub use template::TemplateFiles;
 pub use tools::HostTools;
 pub use vm::{Vm, VmHandle, VmStatus};
 

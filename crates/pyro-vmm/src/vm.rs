@@ -40,11 +40,13 @@ pub struct VmFiles {
     pub sidecar_log: PathBuf,
     /// slirp4netns's output (egress guests).
     pub net_log: PathBuf,
+    /// QEMU's QMP socket.
+    pub qmp: PathBuf,
 }
 
 impl VmFiles {
     fn remove_sockets(&self) {
-        for p in [&self.vsock, &self.ready, &self.vhost_user] {
+        for p in [&self.vsock, &self.ready, &self.vhost_user, &self.qmp] {
             let _ = std::fs::remove_file(p);
         }
     }
@@ -61,6 +63,7 @@ impl VmFiles {
             qemu_log: dir.join("qemu.log"),
             sidecar_log: dir.join("vsock.log"),
             net_log: dir.join("net.log"),
+            qmp: dir.join("q.sock"),
         }
     }
 }
@@ -81,6 +84,9 @@ pub struct Vm {
     detached: bool,
 }
 
+/// Longest wait for a resumed guest's agent.
+const RESUME_DEADLINE: Duration = Duration::from_secs(10);
+
 /// Milestones of a boot, for progress and benchmarks.
 #[derive(Debug, Clone, Copy)]
 pub struct BootTimes {
@@ -95,7 +101,7 @@ impl Vm {
         vmm: Child,
         sidecar: Option<Child>,
         net: Option<Child>,
-        ready: UnixListener,
+        ready: Option<UnixListener>,
         lifetime: Lifetime,
     ) -> Result<Vm, VmmError> {
         let mut pids = vec![vmm.id()];
@@ -119,7 +125,7 @@ impl Vm {
             vmm,
             sidecar,
             net,
-            ready: Some(ready),
+            ready,
             started: Instant::now(),
             lifetime,
             detached: false,
@@ -163,11 +169,12 @@ impl Vm {
     }
 
     /// Waits for the agent's ready notice, failing fast if the VMM exits.
+    /// A guest resumed from a template has no notice to give: its agent
+    /// answers as soon as its vsock device is back.
     pub fn wait_ready(&mut self, limit: Duration) -> Result<BootTimes, VmmError> {
-        let listener = self
-            .ready
-            .take()
-            .ok_or_else(|| VmmError::Agent("ready notice already consumed".into()))?;
+        let Some(listener) = self.ready.take() else {
+            return self.wait_answering(limit);
+        };
         let deadline = self.started + limit;
         loop {
             match listener.accept() {
@@ -205,6 +212,96 @@ impl Vm {
                 (deadline - now).min(Duration::from_millis(50)),
             );
         }
+    }
+
+    fn wait_answering(&mut self, limit: Duration) -> Result<BootTimes, VmmError> {
+        // A resume that works answers in about a second even under load;
+        // one that does not is better replaced by a cold boot soon.
+        let limit = limit.min(RESUME_DEADLINE);
+        let deadline = self.started + limit;
+        loop {
+            // Short tries: a request sent while the re-plugged vsock device
+            // is still being probed is lost, not refused.
+            let tried = pyro_proto::hybrid::connect_within(
+                &self.files().vsock,
+                AGENT_PORT,
+                Duration::from_millis(300),
+            )
+            .and_then(|s| {
+                s.set_read_timeout(Some(Duration::from_secs(2)))?;
+                Ok(s)
+            })
+            .map_err(|e| e.to_string())
+            .and_then(|s| {
+                Connection::new(s)
+                    .client_handshake(crate::PEER)
+                    .map_err(|e| e.to_string())
+            });
+            let last = match tried {
+                Ok(_) => {
+                    return Ok(BootTimes {
+                        agent_ready: self.started.elapsed(),
+                    })
+                }
+                Err(e) => e,
+            };
+            if let Ok(Some(status)) = self.vmm.try_wait() {
+                return Err(VmmError::BootFailed {
+                    reason: format!("QEMU exited while resuming ({status}){}", self.vmm_error()),
+                    console: self.console_tail(),
+                });
+            }
+            if Instant::now() >= deadline {
+                // Kept for a post-mortem: the cold boot that follows reuses
+                // the directory.
+                let _ = std::fs::copy(
+                    &self.files().sidecar_log,
+                    self.files().dir.join("vsock-resume.log"),
+                );
+                let _ = std::fs::copy(
+                    &self.files().console,
+                    self.files().dir.join("console-resume.log"),
+                );
+                return Err(VmmError::BootFailed {
+                    reason: format!(
+                        "the resumed guest's agent did not answer within {} s ({last})",
+                        limit.as_secs()
+                    ),
+                    console: self.console_tail(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Freezes a guest started with [`crate::BootSource::ForTemplate`]
+    /// into its directory (RAM file, device state, disk) and ends it.
+    pub fn freeze(mut self) -> Result<crate::TemplateFiles, VmmError> {
+        let files = self.files();
+        let t = crate::TemplateFiles::new(&files.dir);
+        let frozen = crate::template::freeze(&files.qmp, &t.state());
+        // QEMU quits after saving; wait a little for it, then make sure.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while frozen.is_ok() && Instant::now() < deadline {
+            if let Ok(Some(_)) = self.vmm.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        kill_and_reap(&mut self.vmm);
+        if let Some(s) = self.sidecar.as_mut() {
+            kill_and_reap(s);
+        }
+        if let Some(s) = self.net.as_mut() {
+            kill_and_reap(s);
+        }
+        files.remove_sockets();
+        live::unregister(&self.handle.vm_id);
+        // Nothing left for Drop to do (the directory is the template).
+        self.detached = true;
+        frozen?;
+        crate::template::punch_zero_pages(&t.ram())?;
+        Ok(t)
     }
 
     /// Opens a fresh, handshaken connection to the agent.

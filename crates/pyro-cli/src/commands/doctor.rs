@@ -135,6 +135,17 @@ fn human(p: Printer, r: &DoctorReport) {
             .map(|w| format!(" ({w})"))
             .unwrap_or_default()
     ));
+    p.line(&format!(
+        "Templates: {} built={} dir={}{}",
+        if r.templates.enabled { "on" } else { "off" },
+        r.templates.count,
+        r.templates.dir.display(),
+        r.templates
+            .reason
+            .as_deref()
+            .map(|w| format!(" ({w})"))
+            .unwrap_or_default()
+    ));
     p.line(&format!("State dir: {}", r.state_dir.display()));
     if !r.issues.is_empty() {
         p.line("Issues:");

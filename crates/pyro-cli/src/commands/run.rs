@@ -44,8 +44,15 @@ pub fn run(manager: &Manager, a: &RunArgs) -> Exit {
 fn summary(r: &RunResult) {
     write_err(
         format!(
-            "[run] environment={} execution_mode={} exit_code={} duration_ms={}\n",
-            r.environment, r.execution_mode, r.output.exit_code, r.duration_ms
+            "[run] environment={} execution_mode={} exit_code={} duration_ms={} boot={}\n",
+            r.environment,
+            r.execution_mode,
+            r.output.exit_code,
+            r.duration_ms,
+            match r.boot.mode {
+                pyro_core::api::BootMode::Template => "template",
+                pyro_core::api::BootMode::Cold => "cold",
+            }
         )
         .as_bytes(),
     );

@@ -180,6 +180,9 @@ pub(crate) fn summary(p: Printer, heading: &str, w: &WorkspaceInfo) {
         p.line(&format!("Secrets: {}", list.join(", ")));
     }
     p.line(&format!("Execution mode: {}", w.execution_mode));
+    if let Some(b) = &w.boot {
+        p.line(&format!("Boot: {}", boot_text(b)));
+    }
     let vcpu = if w.vcpu_count == 1 { "vCPU" } else { "vCPUs" };
     p.line(&format!(
         "Resources: {} {vcpu} / {} MiB",
@@ -438,6 +441,15 @@ pub fn gc(m: &Manager, json: bool) -> Exit {
         ));
         Exit::Success
     })
+}
+
+/// `template`, or `cold (why)`.
+pub(crate) fn boot_text(b: &pyro_core::api::BootInfo) -> String {
+    match (b.mode, &b.reason) {
+        (pyro_core::api::BootMode::Template, _) => "template".into(),
+        (pyro_core::api::BootMode::Cold, Some(r)) => format!("cold ({r})"),
+        (pyro_core::api::BootMode::Cold, None) => "cold".into(),
+    }
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ mod schema;
 mod secrets;
 mod services;
 mod shells;
+mod templates;
 mod truth;
 mod upgrade;
 mod workspace;

@@ -11,6 +11,8 @@ fn a_workspace_from_an_older_agent_keeps_answering_exec() {
     let old = env
         .cmd(&["workspace", "create", ENV, "--name", "old", "--json"])
         .env("PYRO_TEST_AGENT_DISABLE_FEATURES", "direct_output,extract")
+        // A cold boot: its console shows what the agent left out.
+        .env("PYRO_TEMPLATES", "off")
         .output()
         .unwrap();
     assert!(

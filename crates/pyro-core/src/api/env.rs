@@ -119,6 +119,19 @@ pub struct Capabilities {
     pub reason: Option<String>,
 }
 
+/// Whether creates resume templates instead of booting.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct TemplatesReport {
+    /// Creates and runs resume a template when one fits.
+    pub enabled: bool,
+    /// Why not, when not.
+    pub reason: Option<String>,
+    /// Where templates are kept.
+    pub dir: PathBuf,
+    /// Templates built so far.
+    pub count: usize,
+}
+
 /// Networking facts.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct NetworkingReport {
@@ -234,6 +247,8 @@ pub struct DoctorReport {
     pub capabilities: Capabilities,
     /// Networking.
     pub networking: NetworkingReport,
+    /// Fast create from templates.
+    pub templates: TemplatesReport,
     /// State dir.
     pub state_dir: PathBuf,
     /// Probe results, when a probe ran or was cached.

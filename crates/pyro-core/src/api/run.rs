@@ -99,4 +99,6 @@ pub struct RunResult {
     pub timings: RunTimings,
     /// What happened to the VM.
     pub cleanup: Cleanup,
+    /// How the guest started.
+    pub boot: super::BootInfo,
 }

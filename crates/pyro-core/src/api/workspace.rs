@@ -386,6 +386,28 @@ pub struct WorkspaceInfo {
     pub last_reset_at: Option<f64>,
     /// Its secrets: names and sources, never values.
     pub secrets: Vec<SecretInfo>,
+    /// How its guest started (null while it is not running).
+    pub boot: Option<BootInfo>,
+}
+
+/// How a guest started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BootMode {
+    /// Resumed from a copy of a booted template.
+    Template,
+    /// Booted its kernel.
+    Cold,
+}
+
+/// How a guest started, and why not from a template when it did not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct BootInfo {
+    /// template or cold.
+    pub mode: BootMode,
+    /// Why it booted cold (templates off, a stopped workspace's own disk,
+    /// a template that could not be built or resumed).
+    pub reason: Option<String>,
 }
 
 /// One row of `workspace_list`.

@@ -212,20 +212,24 @@ impl Manager {
                 },
                 &mut |vm| record(vm),
             )
-            .and_then(|(vm, _)| {
+            .and_then(|(vm, _, boot)| {
+                if let Some(n) = crate::templates::cold_notice(&boot) {
+                    progress.event(Event::Notice(&n));
+                }
                 // On every boot, before anything runs in it.
                 self.install_secrets(b.id, vm.handle())?;
                 ready(vm.handle(), progress)?;
-                Ok(vm.detach()?)
+                Ok((vm.detach()?, boot))
             });
         // Starting counts as activity; creating sets it at insert.
         let touch = (b.disk == DiskMode::Existing).then(crate::now);
         match booted {
-            Ok(vm) => {
+            Ok((vm, boot)) => {
                 let rt = Runtime {
                     owner: None,
                     vm: Some(vm),
                     accelerator: Some(accel),
+                    boot: Some(boot),
                 };
                 store.set_state(b.id, WorkspaceState::Started, None, Some(rt.value()), touch)?;
                 Ok(info(&store.resolve(b.id)?))

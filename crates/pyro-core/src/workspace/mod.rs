@@ -75,6 +75,9 @@ pub(crate) struct Runtime {
     /// Accelerator it was booted with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accelerator: Option<Accel>,
+    /// How the guest started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot: Option<crate::api::BootInfo>,
 }
 
 impl Runtime {
@@ -130,6 +133,7 @@ pub(crate) fn info(r: &WorkspaceRecord) -> WorkspaceInfo {
         workspace_seed: seed_of(r),
         reset_count: r.reset_count,
         last_reset_at: r.last_reset_at,
+        boot: Runtime::of(r).boot,
         secrets: crate::secrets::infos_of(r),
     }
 }
