@@ -1127,6 +1127,8 @@ mod tests {
                 features::SECRETS,
                 features::SERVICES,
                 features::SHELLS,
+                features::TCP_CONNECT,
+                features::IDENTITY,
             ];
             assert_eq!(
                 features::BASE.contains(&r.feature()),
