@@ -142,7 +142,16 @@ fn serve_one<S: Stream>(stream: S, features: &Features) -> Result<(), ProtoError
                         // host): ignore it; the connection is still in step.
                         Err(ProtoError::UnsupportedOp(_) | ProtoError::Malformed { .. }) => {}
                         _ => {
-                            if group > 0 && !exited.load(std::sync::atomic::Ordering::SeqCst) {
+                            // The host hung up. The command may have run
+                            // before its pid was published: wait for one
+                            // or the other, never leave it running.
+                            let seq = std::sync::atomic::Ordering::SeqCst;
+                            let mut group = group;
+                            while group == 0 && !exited.load(seq) {
+                                std::thread::sleep(std::time::Duration::from_millis(5));
+                                group = pid.load(seq);
+                            }
+                            if group > 0 && !exited.load(seq) {
                                 exec::kill_rest(group);
                             }
                             return;
