@@ -280,6 +280,32 @@ impl Manager {
         }
     }
 
+    /// A one-shot guest's command (`pyro run`, `vm_exec`): in /root, no
+    /// secrets, output kept only when the caller captures it.
+    pub(crate) fn one_shot_exec(
+        &self,
+        vm: &VmHandle,
+        command: &CommandSpec,
+        timeout_seconds: u64,
+        progress: &mut dyn Progress,
+    ) -> Result<ExecOutput, Error> {
+        let keep = if progress.capture_output() {
+            usize::MAX
+        } else {
+            0
+        };
+        self.guest_exec(
+            vm,
+            command,
+            "/root",
+            timeout_seconds,
+            keep,
+            Vec::new(),
+            &Redactor::default(),
+            progress,
+        )
+    }
+
     /// Runs a command in a guest, streaming output to `progress` and
     /// keeping up to `keep` bytes of each stream; `env` is added to its
     /// environment and `redactor`'s values never reach `progress` or the

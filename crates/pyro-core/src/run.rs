@@ -128,21 +128,7 @@ impl Manager {
             environment: &p.environment,
         });
         let exec_started = Instant::now();
-        let keep = if progress.capture_output() {
-            usize::MAX
-        } else {
-            0
-        };
-        let out = self.guest_exec(
-            vm.handle(),
-            &p.command,
-            "/root",
-            p.timeout_seconds,
-            keep,
-            Vec::new(),
-            &crate::secrets::Redactor::default(),
-            progress,
-        )?;
+        let out = self.one_shot_exec(vm.handle(), &p.command, p.timeout_seconds, progress)?;
         let exec_ms = ms(exec_started.elapsed());
 
         let cleanup_started = Instant::now();

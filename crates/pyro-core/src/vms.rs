@@ -187,21 +187,7 @@ impl Manager {
                 hint: None,
             });
         };
-        let keep = if progress.capture_output() {
-            usize::MAX
-        } else {
-            0
-        };
-        let out = self.guest_exec(
-            vm.handle(),
-            &p.command,
-            "/root",
-            p.timeout_seconds,
-            keep,
-            Vec::new(),
-            &crate::secrets::Redactor::default(),
-            progress,
-        );
+        let out = self.one_shot_exec(vm.handle(), &p.command, p.timeout_seconds, progress);
         // 3.x semantics: the VM is gone after its command, whatever happened.
         vm.destroy();
         self.vms().remove(&p.vm_id);
