@@ -298,6 +298,23 @@ class Pyro:
         """Flush and power off the guest; the disk is kept."""
         return self._call("workspace_stop", workspace_id=workspace_id)
 
+    def fork_workspace(
+        self,
+        workspace_id: str,
+        *,
+        name: str | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> Result:
+        """Copy a started workspace (memory and disk at one instant) into a new,
+        started workspace while the source runs on. ``labels`` are set over the
+        ones copied from the source; the name is not copied."""
+        return self._call(
+            "workspace_fork",
+            workspace_id=workspace_id,
+            name=name,
+            labels=None if labels is None else dict(labels),
+        )
+
     def start_workspace(self, workspace_id: str) -> Result:
         """Boot a stopped workspace again on the same disk."""
         return self._call("workspace_start", workspace_id=workspace_id)

@@ -56,6 +56,7 @@ CORE = VM_RUN | {
 }
 FULL = CORE | {
     "workspace_start",
+    "workspace_fork",
     "workspace_stop",
     "workspace_disk_list",
     "workspace_disk_read",

@@ -168,6 +168,7 @@ OPERATIONS = {
     "exec_workspace": "workspace_exec",
     "logs_workspace": "workspace_logs",
     "stop_workspace": "workspace_stop",
+    "fork_workspace": "workspace_fork",
     "start_workspace": "workspace_start",
     "delete_workspace": "workspace_delete",
     "gc_workspaces": "workspace_gc",

@@ -189,11 +189,7 @@ struct Created {
 
 impl Created {
     fn mode_str(&self) -> &'static str {
-        match self.mode {
-            Some(BootMode::Template) => "template",
-            Some(BootMode::Cold) => "cold",
-            None => "unknown",
-        }
+        self.mode.map_or("unknown", BootMode::as_str)
     }
 
     /// Fails unless the guest started the way it was asked to.
@@ -201,6 +197,9 @@ impl Created {
         let got = match self.mode {
             Some(BootMode::Template) => Mode::Template,
             Some(BootMode::Cold) => Mode::Cold,
+            Some(BootMode::Fork) => {
+                return Err(format!("workspace {} reports a fork's boot", self.id))
+            }
             None => {
                 return Err(format!(
                     "workspace {} reports no boot mode (boot: null)",

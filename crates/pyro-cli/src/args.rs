@@ -76,6 +76,8 @@ pub enum WorkspaceCommand {
     Status(IdArgs),
     /// Rename or relabel a workspace (started or stopped).
     Update(UpdateArgs),
+    /// Copy a running workspace (memory and disk) into a new one.
+    Fork(ForkArgs),
     /// Run a command in a started workspace.
     Exec(ExecArgs),
     /// Show the command history.
@@ -561,6 +563,24 @@ pub struct UpdateArgs {
     pub clear_labels: Vec<String>,
     #[command(flatten)]
     pub output: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+pub struct ForkArgs {
+    /// The running workspace to copy (id or name).
+    pub workspace: String,
+    /// The fork's unique name (the source's is not copied).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Label KEY=VALUE set on the fork, over the source's labels it copies (repeatable).
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// Print one JSON object.
+    #[arg(long, conflicts_with = "id_only")]
+    pub json: bool,
+    /// Print only the fork's workspace id.
+    #[arg(long)]
+    pub id_only: bool,
 }
 
 #[derive(Debug, Args)]

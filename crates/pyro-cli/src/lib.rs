@@ -143,6 +143,7 @@ fn dispatch(cli: Cli) -> Exit {
             WorkspaceCommand::List(a) => commands::workspace::list(&manager, &a),
             WorkspaceCommand::Status(a) => commands::workspace::status(&manager, &a),
             WorkspaceCommand::Update(a) => commands::workspace::update(&manager, &a),
+            WorkspaceCommand::Fork(a) => commands::workspace::fork(&manager, &a),
             WorkspaceCommand::Exec(a) => commands::workspace::exec(&manager, &a),
             WorkspaceCommand::Logs(a) => commands::workspace::logs(&manager, &a),
             WorkspaceCommand::Stop(a) => commands::workspace::stop(&manager, &a),

@@ -296,6 +296,7 @@ impl Error {
                     ErrorCode::InvalidArgument
                 }
                 VmmError::DiskMissing(_) => ErrorCode::InvalidState,
+                VmmError::Fork(_) => ErrorCode::GuestLost,
                 VmmError::Spawn { .. } | VmmError::BootFailed { .. } => ErrorCode::BootFailed,
                 VmmError::GuestLost { .. } => ErrorCode::GuestLost,
                 VmmError::Remote(r) if r.code == pyro_proto::ErrorCode::Unsupported => {

@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 
 use pyro_env::InstalledEnv;
 use pyro_proto::ExecRequest;
-use pyro_vmm::{Accel, BootSource, DiskMode, Lifetime, Vm, VmHandle, VmSpec};
+use pyro_vmm::{Accel, BootSource, DiskMode, Lifetime, TemplateFiles, Vm, VmHandle, VmSpec};
 use sha2::Digest;
 
-use crate::api::{BootInfo, CommandOutput, CommandSpec};
+use crate::api::{BootInfo, BootMode, CommandOutput, CommandSpec};
 use crate::progress::Progress;
 use crate::secrets::{Redactor, StreamRedactor};
 use crate::{templates, Error, Manager};
@@ -42,6 +42,9 @@ pub(crate) struct Boot<'a> {
     pub network: bool,
     /// Fresh or existing disk.
     pub disk: DiskMode,
+    /// A fork's copy of its source to resume (with [`DiskMode::Create`]);
+    /// none: the environment's template.
+    pub image: Option<TemplateFiles>,
     /// Dies with us, or outlives us.
     pub lifetime: Lifetime,
 }
@@ -169,59 +172,78 @@ impl Manager {
             accel: boot.accel,
             boot: BootSource::Kernel,
         };
-        // A fresh disk can start from a template; a stopped workspace's
-        // guest boots from the disk it has.
-        let mut cold_reason = match boot.disk {
-            DiskMode::Create => match self.template_for(&spec) {
-                Ok(t) => {
-                    spec.boot = BootSource::Template(t.clone());
-                    let mut last = String::new();
-                    for attempt in 1..=RESUME_ATTEMPTS {
-                        let resumed = self.start_and_wait(&spec, boot.lifetime, started).and_then(
-                            |(vm, ready)| match self.give_identity(&vm, true) {
-                                Ok(()) => Ok((vm, ready)),
-                                Err(e) => {
-                                    // A clone without its own randomness
-                                    // must not run.
-                                    vm.destroy();
-                                    Err(e)
-                                }
-                            },
-                        );
-                        match resumed {
-                            Ok((vm, ready)) => {
-                                return Ok((vm, ready, templates::boot_info(true, None)));
-                            }
+        // A fresh disk can start from a template (or a fork's copy); a
+        // stopped workspace's guest boots from the disk it has.
+        let fork = boot.image.is_some();
+        let image = match (boot.disk, boot.image) {
+            (DiskMode::Create, Some(image)) => Ok(image),
+            (DiskMode::Create, None) => self.template_for(&spec),
+            (DiskMode::Existing, _) => Err("a stopped workspace boots from its own disk".into()),
+        };
+        let mut cold_reason = match image {
+            Ok(t) => {
+                spec.boot = BootSource::Template(t.clone());
+                let mut last = String::new();
+                for attempt in 1..=RESUME_ATTEMPTS {
+                    let resumed = self.start_and_wait(&spec, boot.lifetime, started).and_then(
+                        |(vm, ready)| match self.give_identity(&vm, true) {
+                            Ok(()) => Ok((vm, ready)),
                             Err(e) => {
-                                // A broken template (its state will not
-                                // load) is never tried again; a guest that
-                                // stayed silent is worth one more clone.
-                                if matches!(e, Error::Vmm(pyro_vmm::VmmError::Template(_))) {
-                                    self.discard_template(&t);
-                                }
-                                // A one-shot guest's teardown took its
-                                // directory and its clean-up registration.
-                                if boot.lifetime == Lifetime::BoundToCaller {
-                                    std::fs::DirBuilder::new()
-                                        .recursive(true)
-                                        .mode(0o700)
-                                        .create(&spec.dir)
-                                        .map_err(Error::io("remaking the guest directory"))?;
-                                    pyro_vmm::live::register(&spec.vm_id, &spec.dir);
-                                }
-                                last = format!("attempt {attempt}: {e}");
-                                if matches!(e, Error::Vmm(pyro_vmm::VmmError::Template(_))) {
-                                    break;
-                                }
+                                // A clone without its own randomness
+                                // must not run.
+                                vm.destroy();
+                                Err(e)
+                            }
+                        },
+                    );
+                    match resumed {
+                        Ok((vm, ready)) => {
+                            let mode = if fork {
+                                BootMode::Fork
+                            } else {
+                                BootMode::Template
+                            };
+                            return Ok((vm, ready, BootInfo { mode, reason: None }));
+                        }
+                        Err(e) => {
+                            let broken = matches!(e, Error::Vmm(pyro_vmm::VmmError::Template(_)));
+                            // A broken template (its state will not load)
+                            // is never tried again; a guest that stayed
+                            // silent is worth one more clone.
+                            if broken && !fork {
+                                self.discard_template(&t);
+                            }
+                            // A one-shot guest's teardown took its
+                            // directory and its clean-up registration.
+                            if boot.lifetime == Lifetime::BoundToCaller {
+                                std::fs::DirBuilder::new()
+                                    .recursive(true)
+                                    .mode(0o700)
+                                    .create(&spec.dir)
+                                    .map_err(Error::io("remaking the guest directory"))?;
+                                pyro_vmm::live::register(&spec.vm_id, &spec.dir);
+                            }
+                            last = format!("attempt {attempt}: {e}");
+                            if broken {
+                                break;
                             }
                         }
                     }
-                    spec.boot = BootSource::Kernel;
+                }
+                spec.boot = BootSource::Kernel;
+                if fork {
+                    // The copied disk is all a cold boot can keep.
+                    std::fs::copy(t.disk(), pyro_vmm::vm::VmFiles::new(&spec.dir).disk)
+                        .map_err(Error::io("copying the forked disk"))?;
+                    spec.disk = DiskMode::Existing;
+                    format!(
+                        "resuming the fork failed ({last}); booted from the copied disk, so the source's processes did not carry over"
+                    )
+                } else {
                     format!("resuming the template failed ({last})")
                 }
-                Err(reason) => reason,
-            },
-            DiskMode::Existing => "a stopped workspace boots from its own disk".into(),
+            }
+            Err(reason) => reason,
         };
         let (vm, ready) = self.start_and_wait(&spec, boot.lifetime, started)?;
         if let Err(e) = self.give_identity(&vm, false) {

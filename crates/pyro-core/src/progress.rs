@@ -21,6 +21,8 @@ pub enum Phase {
     Execute,
     /// Powering a guest off.
     Stop,
+    /// Copying a running guest (its agent is out of reach meanwhile).
+    Fork,
 }
 
 impl Phase {
@@ -32,6 +34,7 @@ impl Phase {
             Phase::Seed => "seed",
             Phase::Execute => "execute",
             Phase::Stop => "stop",
+            Phase::Fork => "fork",
         }
     }
 }

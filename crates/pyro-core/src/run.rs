@@ -98,6 +98,7 @@ impl Manager {
                 mem_mib: p.mem_mib,
                 network: p.network,
                 disk: DiskMode::Create,
+                image: None,
                 lifetime: Lifetime::BoundToCaller,
             },
             &mut |_| {

@@ -144,6 +144,7 @@ impl Manager {
                     mem_mib: info.mem_mib,
                     network: info.network_enabled,
                     disk: DiskMode::Create,
+                    image: None,
                     lifetime: Lifetime::BoundToCaller,
                 },
                 &mut |_| Ok(()),

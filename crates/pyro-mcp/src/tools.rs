@@ -357,6 +357,15 @@ pub const TOOLS: &[ToolSpec] = &[
         description: "Flush and power off a workspace's guest; its disk, /workspace contents, name, labels and history are kept and `workspace_start` boots it again. Running processes in the guest end. `workspace_id` accepts the workspace's id or its unique name. Returns the workspace record, now stopped.",
     },
     ToolSpec {
+        name: "workspace_fork",
+        operation: "workspace_fork",
+        profiles: FULL,
+        effect: Effect::Additive,
+        host_paths: &[],
+        output_paths: &[],
+        description: "Copy a started workspace into a new workspace: its memory (running processes, shells and services included), its disk, secrets, snapshots, seed description and labels at one instant, while the source runs on. The source's agent is out of reach for the few seconds of the copy. The fork gets its own id, hostname, machine-id and fresh kernel randomness; set `name` (unique) and `labels` (set over the copied ones). Published ports stay with the source. `workspace_id` accepts the workspace's id or its unique name. Returns the new workspace record, started, with `boot.mode` \"fork\".",
+    },
+    ToolSpec {
         name: "workspace_start",
         operation: "workspace_start",
         profiles: FULL,
@@ -640,6 +649,7 @@ mod tests {
         let mut expected = names(Profile::WorkspaceCore);
         expected.extend([
             "workspace_stop",
+            "workspace_fork",
             "workspace_start",
             "workspace_disk_list",
             "workspace_disk_read",

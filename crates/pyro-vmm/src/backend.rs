@@ -38,6 +38,10 @@ pub trait Backend: std::fmt::Debug + Send + Sync {
     fn stop(&self, vm: &VmHandle);
     /// Kills every process of the guest at once.
     fn kill(&self, vm: &VmHandle);
+    /// Copies the running guest into `into` (an empty directory) for a
+    /// new guest to resume from, while it runs on. An error means the
+    /// source is out of reach (still running): stop it.
+    fn fork(&self, vm: &VmHandle, into: &std::path::Path) -> Result<crate::Forked, VmmError>;
     /// A fresh, handshaken connection to the guest agent.
     fn connect(&self, vm: &VmHandle) -> Result<Connection<UnixStream>, VmmError>;
 }

@@ -22,6 +22,9 @@ pub enum VmmError {
     /// A template could not be made or resumed.
     #[error("template: {0}")]
     Template(String),
+    /// A running guest could not be copied, or did not come back after.
+    #[error("fork: {0}")]
+    Fork(String),
     /// The egress network could not be set up.
     #[error("could not set up the guest's network: {0}")]
     NetworkFailed(String),

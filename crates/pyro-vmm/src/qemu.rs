@@ -7,7 +7,7 @@
 //! in the VM directory for diagnostics.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::process::{bind_to_caller, detach, kill_and_reap};
@@ -226,6 +226,15 @@ impl crate::Backend for Qemu {
     fn kill(&self, vm: &crate::VmHandle) {
         vm.kill();
     }
+    fn fork(&self, vm: &crate::VmHandle, into: &Path) -> Result<crate::Forked, VmmError> {
+        let sidecar = self
+            .tools
+            .vhost_device_vsock
+            .path
+            .clone()
+            .ok_or(VmmError::VsockMissing)?;
+        crate::fork::fork(vm, into, &sidecar)
+    }
     fn connect(
         &self,
         vm: &crate::VmHandle,
@@ -306,6 +315,37 @@ fn start_with(spec: &VmSpec, tools: &HostTools, lifetime: Lifetime) -> Result<Vm
     start_processes(spec, &qemu, &sidecar, slirp, files, lifetime)
 }
 
+/// Starts a vhost-device-vsock sidecar for the guest in `files` and waits
+/// for its vhost-user socket.
+pub(crate) fn spawn_sidecar(
+    sidecar: &Path,
+    files: &VmFiles,
+    lifetime: Lifetime,
+) -> Result<Child, VmmError> {
+    let mut cmd = Command::new(sidecar);
+    cmd.arg("--vm").arg(format!(
+        "guest-cid=3,socket={},uds-path={}",
+        files.vhost_user.display(),
+        files.vsock.display()
+    ));
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(
+            std::fs::File::create(&files.sidecar_log)
+                .map_err(VmmError::io("creating the sidecar log"))?,
+        ));
+    own(&mut cmd, lifetime);
+    let mut child = cmd.spawn().map_err(|source| VmmError::Spawn {
+        what: "vhost-device-vsock",
+        source,
+    })?;
+    if let Err(e) = wait_for_path(&files.vhost_user, &mut child, SIDECAR_READY) {
+        kill_and_reap(&mut child);
+        return Err(e);
+    }
+    Ok(child)
+}
+
 fn create_overlay(qemu_img: &Path, rootfs: &Path, disk: &Path) -> Result<(), VmmError> {
     let out = Command::new(qemu_img)
         .args(["create", "-q", "-f", "qcow2", "-F", "raw", "-b"])
@@ -351,27 +391,7 @@ fn start_processes(
         Some(ready)
     };
 
-    let mut cmd = Command::new(sidecar);
-    cmd.arg("--vm").arg(format!(
-        "guest-cid=3,socket={},uds-path={}",
-        files.vhost_user.display(),
-        files.vsock.display()
-    ));
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(
-            std::fs::File::create(&files.sidecar_log)
-                .map_err(VmmError::io("creating the sidecar log"))?,
-        ));
-    own(&mut cmd, lifetime);
-    let mut sidecar_child = cmd.spawn().map_err(|source| VmmError::Spawn {
-        what: "vhost-device-vsock",
-        source,
-    })?;
-    if let Err(e) = wait_for_path(&files.vhost_user, &mut sidecar_child, SIDECAR_READY) {
-        kill_and_reap(&mut sidecar_child);
-        return Err(e);
-    }
+    let mut sidecar_child = spawn_sidecar(sidecar, &files, lifetime)?;
 
     let mut args = base_args(
         spec.accel,
@@ -418,11 +438,16 @@ fn start_processes(
             spec.mem_mib
         ),
     };
-    let vsock_dev = format!("socket,id=vs0,path={}", files.vhost_user.display());
+    let vsock_dev = format!(
+        "socket,id={},path={}",
+        crate::template::VSOCK_CHARDEV,
+        files.vhost_user.display()
+    );
     let console = format!("file,id=con0,path={}", files.console.display());
     let qmp = format!("unix:{},server=on,wait=off", files.qmp.display());
     let vsock_pci = format!(
-        "vhost-user-vsock-pci,chardev=vs0,bus={},id={}",
+        "vhost-user-vsock-pci,chardev={},bus={},id={}",
+        crate::template::VSOCK_CHARDEV,
         crate::template::VSOCK_PORT,
         crate::template::VSOCK_DEVICE
     );

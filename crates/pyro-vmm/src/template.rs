@@ -22,6 +22,8 @@ use crate::VmmError;
 pub(crate) const VSOCK_DEVICE: &str = "vsock0";
 /// How long the guest's hotplug driver gets to finish an unplug.
 const HOTPLUG_SETTLE: Duration = Duration::from_secs(3);
+/// The chardev that connects it to its sidecar.
+pub(crate) const VSOCK_CHARDEV: &str = "vs0";
 /// The hot-pluggable port it sits on.
 pub(crate) const VSOCK_PORT: &str = "rp1";
 
@@ -68,24 +70,28 @@ fn sh_quote(path: &Path) -> Result<String, VmmError> {
 /// device state beside its RAM file, quit QEMU.
 pub(crate) fn freeze(qmp_path: &Path, state: &Path) -> Result<(), VmmError> {
     let mut qmp = Qmp::connect(qmp_path, Duration::from_secs(5))?;
-    qmp.execute("device_del", json!({ "id": VSOCK_DEVICE }))?;
-    qmp.wait_event("DEVICE_DELETED", Duration::from_secs(10))?;
     // The guest's PCIe hotplug driver is still finishing the removal (it
     // sleeps after powering the slot off). Frozen mid-way, every clone
     // would finish it after the resume, against the device plugged in
     // then: the slot is power-cycled and the vsock sidecar dies ("already
     // claimed"). Let it settle first.
-    std::thread::sleep(HOTPLUG_SETTLE);
+    unplug_vsock(&mut qmp)?;
     qmp.execute("stop", json!({}))?;
-    ignore_shared(&mut qmp)?;
+    save_state(&mut qmp, state)?;
+    // QEMU exits; the caller reaps it.
+    let _ = qmp.execute("quit", json!({}));
+    Ok(())
+}
+
+/// Saves a stopped guest's device state (not its RAM, which is shared) to
+/// `state`.
+pub(crate) fn save_state(qmp: &mut Qmp, state: &Path) -> Result<(), VmmError> {
+    ignore_shared(qmp)?;
     qmp.execute(
         "migrate",
         json!({ "uri": format!("exec:cat > {}", sh_quote(state)?) }),
     )?;
-    qmp.wait_migration(Duration::from_secs(60))?;
-    // QEMU exits; the caller reaps it.
-    let _ = qmp.execute("quit", json!({}));
-    Ok(())
+    qmp.wait_migration(Duration::from_secs(60))
 }
 
 /// Turns the zero pages of a frozen template's RAM file into holes, so
@@ -144,26 +150,60 @@ fn ignore_shared(qmp: &mut Qmp) -> Result<(), VmmError> {
     .map(|_| ())
 }
 
-/// A private copy of the template's RAM in a memfd of `size` bytes; only
-/// the template's data regions are copied, so holes stay unallocated.
-pub(crate) fn ram_copy(t: &TemplateFiles, size: u64) -> Result<OwnedFd, VmmError> {
-    let io =
-        |what: &'static str| move |e: std::io::Error| VmmError::Template(format!("{what}: {e}"));
+/// A fresh memfd of `size` bytes for guest RAM.
+fn memfd(size: u64) -> Result<OwnedFd, VmmError> {
     // SAFETY: memfd_create with a static name; the fd is owned below.
     let fd = unsafe { libc::memfd_create(c"pyro-ram".as_ptr(), libc::MFD_CLOEXEC) };
     if fd < 0 {
-        return Err(io("memfd_create")(std::io::Error::last_os_error()));
+        return Err(VmmError::Template(format!(
+            "memfd_create: {}",
+            std::io::Error::last_os_error()
+        )));
     }
     // SAFETY: a fresh fd nobody else owns.
     let mem = unsafe { OwnedFd::from_raw_fd(fd) };
-    let dst = std::fs::File::from(mem.try_clone().map_err(io("memfd"))?);
-    dst.set_len(size).map_err(io("sizing the guest memory"))?;
-    let src = std::fs::File::open(t.ram()).map_err(io("opening the template memory"))?;
-    let len = src.metadata().map_err(io("template memory"))?.len();
+    std::fs::File::from(
+        mem.try_clone()
+            .map_err(|e| VmmError::Template(format!("memfd: {e}")))?,
+    )
+    .set_len(size)
+    .map_err(|e| VmmError::Template(format!("sizing the guest memory: {e}")))?;
+    Ok(mem)
+}
+
+/// A private copy of the template's RAM in a memfd of `size` bytes; only
+/// the template's data regions are copied, so holes stay unallocated.
+pub(crate) fn ram_copy(t: &TemplateFiles, size: u64) -> Result<OwnedFd, VmmError> {
+    let src = std::fs::File::open(t.ram())
+        .map_err(|e| VmmError::Template(format!("opening the template memory: {e}")))?;
+    let mem = memfd(size)?;
+    let dst = std::fs::File::from(
+        mem.try_clone()
+            .map_err(|e| VmmError::Template(format!("memfd: {e}")))?,
+    );
+    copy_pages(&src, &dst, size)?;
+    Ok(mem)
+}
+
+/// Copies the non-zero pages of guest RAM `src` (a template's file or a
+/// running guest's memfd) into `dst`, both `size` bytes: only the data
+/// regions are read, and zero pages (freed ones: guests zero on free)
+/// stay unallocated in the copy.
+pub(crate) fn copy_pages(
+    src: &std::fs::File,
+    dst: &std::fs::File,
+    size: u64,
+) -> Result<(), VmmError> {
+    let io =
+        |what: &'static str| move |e: std::io::Error| VmmError::Template(format!("{what}: {e}"));
+    let len = src.metadata().map_err(io("guest memory"))?.len();
     if len != size {
         return Err(VmmError::Template(format!(
-            "the template memory is {len} bytes, the guest needs {size}"
+            "the saved memory is {len} bytes, the guest needs {size}"
         )));
+    }
+    if dst.metadata().map_err(io("guest memory copy"))?.len() != size {
+        dst.set_len(size).map_err(io("sizing the guest memory"))?;
     }
     let mut buf = vec![0u8; 1 << 20];
     let mut off: i64 = 0;
@@ -182,23 +222,21 @@ pub(crate) fn ram_copy(t: &TemplateFiles, size: u64) -> Result<OwnedFd, VmmError
             let want = buf.len().min((hole as u64 - at) as usize);
             let n = src
                 .read_at(&mut buf[..want], at)
-                .map_err(io("reading the template memory"))?;
+                .map_err(io("reading the guest memory"))?;
             if n == 0 {
                 break;
             }
-            // Zero pages (freed ones: the template zeroes on free) stay
-            // unallocated in the copy.
             for (i, page) in buf[..n].chunks(PAGE).enumerate() {
                 if !is_zero(page) {
                     dst.write_all_at(page, at + (i * PAGE) as u64)
-                        .map_err(io("copying the template memory"))?;
+                        .map_err(io("copying the guest memory"))?;
                 }
             }
             at += n as u64;
         }
         off = hole;
     }
-    Ok(mem)
+    Ok(())
 }
 
 /// After QEMU started with `-incoming defer`: load the template's device
@@ -215,10 +253,20 @@ pub(crate) fn resume(
         json!({ "uri": format!("exec:cat {}", sh_quote(&t.state())?) }),
     )?;
     qmp.wait_migration(Duration::from_secs(60))?;
+    plug_vsock(&mut qmp, vhost_user)?;
+    // Plugged in while the guest is still paused: it sees the new device
+    // as a pending hotplug event when it runs, never mid-way.
+    qmp.execute("cont", json!({}))?;
+    Ok(())
+}
+
+/// Connects the vsock device to a sidecar listening on `vhost_user` and
+/// plugs it into its hot-pluggable port.
+pub(crate) fn plug_vsock(qmp: &mut Qmp, vhost_user: &Path) -> Result<(), VmmError> {
     qmp.execute(
         "chardev-add",
         json!({
-            "id": "vs0",
+            "id": VSOCK_CHARDEV,
             "backend": {
                 "type": "socket",
                 "data": {
@@ -232,13 +280,19 @@ pub(crate) fn resume(
         "device_add",
         json!({
             "driver": "vhost-user-vsock-pci",
-            "chardev": "vs0",
+            "chardev": VSOCK_CHARDEV,
             "bus": VSOCK_PORT,
             "id": VSOCK_DEVICE,
         }),
     )?;
-    // Plugged in while the guest is still paused: it sees the new device
-    // as a pending hotplug event when it runs, never mid-way.
-    qmp.execute("cont", json!({}))?;
+    Ok(())
+}
+
+/// Unplugs the vsock device and waits until the guest let it go and its
+/// hotplug driver settled (see [`freeze`]).
+pub(crate) fn unplug_vsock(qmp: &mut Qmp) -> Result<(), VmmError> {
+    qmp.execute("device_del", json!({ "id": VSOCK_DEVICE }))?;
+    qmp.wait_event("DEVICE_DELETED", Duration::from_secs(10))?;
+    std::thread::sleep(HOTPLUG_SETTLE);
     Ok(())
 }

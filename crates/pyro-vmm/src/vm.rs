@@ -220,25 +220,8 @@ impl Vm {
         let limit = limit.min(RESUME_DEADLINE);
         let deadline = self.started + limit;
         loop {
-            // Short tries: a request sent while the re-plugged vsock device
-            // is still being probed is lost, not refused.
-            let tried = pyro_proto::hybrid::connect_within(
-                &self.files().vsock,
-                AGENT_PORT,
-                Duration::from_millis(300),
-            )
-            .and_then(|s| {
-                s.set_read_timeout(Some(Duration::from_secs(2)))?;
-                Ok(s)
-            })
-            .map_err(|e| e.to_string())
-            .and_then(|s| {
-                Connection::new(s)
-                    .client_handshake(crate::PEER)
-                    .map_err(|e| e.to_string())
-            });
-            let last = match tried {
-                Ok(_) => {
+            let last = match answers(&self.files()) {
+                Ok(()) => {
                     return Ok(BootTimes {
                         agent_ready: self.started.elapsed(),
                     })
@@ -359,6 +342,22 @@ impl Vm {
         }
         live::unregister(&self.handle.vm_id);
     }
+}
+
+/// One short try at the agent of a guest whose vsock device was just
+/// plugged in: a request sent while the device is still being probed is
+/// lost, not refused, hence the short waits.
+pub(crate) fn answers(files: &VmFiles) -> Result<(), String> {
+    let stream =
+        pyro_proto::hybrid::connect_within(&files.vsock, AGENT_PORT, Duration::from_millis(300))
+            .map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .map_err(|e| e.to_string())?;
+    Connection::new(stream)
+        .client_handshake(crate::PEER)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 fn read_ready(stream: UnixStream) -> Result<(), VmmError> {

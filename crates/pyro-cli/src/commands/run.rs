@@ -49,10 +49,7 @@ fn summary(r: &RunResult) {
             r.execution_mode,
             r.output.exit_code,
             r.duration_ms,
-            match r.boot.mode {
-                pyro_core::api::BootMode::Template => "template",
-                pyro_core::api::BootMode::Cold => "cold",
-            }
+            r.boot.mode.as_str()
         )
         .as_bytes(),
     );

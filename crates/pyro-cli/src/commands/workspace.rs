@@ -4,11 +4,11 @@ use std::collections::BTreeMap;
 
 use pyro_core::api::{
     CommandSpec, NoParams, SecretSource, SecretSpec, WorkspaceCreateParams, WorkspaceExecParams,
-    WorkspaceInfo, WorkspaceListParams, WorkspaceRef, WorkspaceUpdateParams,
+    WorkspaceForkParams, WorkspaceInfo, WorkspaceListParams, WorkspaceRef, WorkspaceUpdateParams,
 };
 use pyro_core::{Error, Manager, Quiet};
 
-use crate::args::{CreateArgs, ExecArgs, IdArgs, ListArgs, UpdateArgs};
+use crate::args::{CreateArgs, ExecArgs, ForkArgs, IdArgs, ListArgs, UpdateArgs};
 use crate::commands::finish;
 use crate::exit::Exit;
 use crate::printer::{write_err, write_out, CliProgress, Printer};
@@ -328,6 +328,27 @@ pub fn update(m: &Manager, a: &UpdateArgs) -> Exit {
     )
 }
 
+pub fn fork(m: &Manager, a: &ForkArgs) -> Exit {
+    let printer = Printer { json: a.json };
+    let labels = match parse_labels(&a.labels) {
+        Ok(l) => l,
+        Err(e) => return fail(printer, e),
+    };
+    let params = WorkspaceForkParams {
+        workspace_id: a.workspace.clone(),
+        name: a.name.clone(),
+        labels,
+    };
+    let mut progress = CliProgress::new("workspace-fork", a.json || a.id_only);
+    match m.workspace_fork(params, &mut progress) {
+        Ok(w) if a.id_only => {
+            printer.line(&w.workspace_id);
+            Exit::Success
+        }
+        other => show(printer, "Workspace ID", other),
+    }
+}
+
 pub fn exec(m: &Manager, a: &ExecArgs) -> Exit {
     let printer = Printer {
         json: a.output.json,
@@ -443,12 +464,11 @@ pub fn gc(m: &Manager, json: bool) -> Exit {
     })
 }
 
-/// `template`, or `cold (why)`.
+/// `template`, `fork`, or `cold (why)`.
 pub(crate) fn boot_text(b: &pyro_core::api::BootInfo) -> String {
-    match (b.mode, &b.reason) {
-        (pyro_core::api::BootMode::Template, _) => "template".into(),
-        (pyro_core::api::BootMode::Cold, Some(r)) => format!("cold ({r})"),
-        (pyro_core::api::BootMode::Cold, None) => "cold".into(),
+    match &b.reason {
+        Some(r) => format!("{} ({r})", b.mode.as_str()),
+        None => b.mode.as_str().into(),
     }
 }
 

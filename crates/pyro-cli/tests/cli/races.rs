@@ -177,3 +177,49 @@ fn sigkill_at_every_phase_of_reset_loses_nothing() {
     env.run(&["workspace", "delete", "r"]).assert_code(0);
     env.assert_nothing_left();
 }
+
+/// `fork` killed with SIGKILL at every phase (before the copy, while the
+/// source's vsock is unplugged, while it is copied, while the fork boots):
+/// the source ends started or stopped with its files, the fork started,
+/// failed or gone, and no guest runs that no record owns.
+#[test]
+fn sigkill_at_every_phase_of_fork_loses_nothing() {
+    ensure_env();
+    let env = TestEnv::new();
+    env.run(&["workspace", "create", ENV, "--name", "src"])
+        .assert_code(0);
+    env.run(&["workspace", "file", "write", "src", "f", "--text", "kept"])
+        .assert_code(0);
+    for (i, delay_ms) in [30u64, 1500, 3300, 4200].into_iter().enumerate() {
+        let name = format!("f{i}");
+        let mut fork = spawn(&env, &["workspace", "fork", "src", "--name", &name]);
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        fork.kill().unwrap();
+        fork.wait().unwrap();
+        env.assert_records_agree();
+        let gc = env.run(&["workspace", "gc", "--json"]);
+        gc.assert_code(0);
+        env.assert_records_agree();
+        let s = state(&env, "src");
+        assert!(s == "stopped" || s == "started", "delay {delay_ms}: {s}");
+        if s == "stopped" {
+            env.run(&["workspace", "start", "src"]).assert_code(0);
+        }
+        let read = env.run(&["workspace", "file", "read", "src", "f", "--content-only"]);
+        assert_eq!(
+            read.stdout(),
+            "kept",
+            "delay {delay_ms}: {}",
+            read.context()
+        );
+        let status = env.run(&["workspace", "status", &name, "--json"]);
+        if status.code() == Some(0) {
+            let s = status.json()["state"].as_str().unwrap().to_string();
+            assert!(s == "failed" || s == "started", "{name}: {s}");
+            env.run(&["workspace", "delete", &name]).assert_code(0);
+        }
+        env.assert_records_agree();
+    }
+    env.run(&["workspace", "delete", "src"]).assert_code(0);
+    env.assert_nothing_left();
+}

@@ -274,6 +274,8 @@ operations! {
         summary: "Show one workspace (by id or name). Does not count as activity." }
     WorkspaceUpdateOp { name: "workspace_update", cli: "workspace update", params: WorkspaceUpdateParams, output: WorkspaceInfo, method: workspace_update,
         summary: "Rename a workspace or change its labels; works started or stopped." }
+    WorkspaceForkOp { name: "workspace_fork", cli: "workspace fork", params: WorkspaceForkParams, output: WorkspaceInfo, method: workspace_fork,
+        summary: "Copy a running workspace, memory and disk at one instant, into a new workspace; the source runs on." }
     WorkspaceExecOp { name: "workspace_exec", cli: "workspace exec", params: WorkspaceExecParams, output: WorkspaceExecResult, method: workspace_exec,
         summary: "Run a command in a started workspace and record it in the history." }
     WorkspaceLogsOp { name: "workspace_logs", cli: "workspace logs", params: WorkspaceRef, output: WorkspaceLogs, method: workspace_logs,

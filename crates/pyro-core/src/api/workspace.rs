@@ -259,6 +259,20 @@ pub struct WorkspaceUpdateParams {
     pub clear_labels: Vec<String>,
 }
 
+/// `workspace_fork` params.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspaceForkParams {
+    /// The running workspace to copy (id or name).
+    pub workspace_id: String,
+    /// The fork's name (names are unique; the source's is not copied).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Labels set on the fork, over the ones it copies from the source.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
 /// `workspace_exec` params.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -396,14 +410,27 @@ pub struct WorkspaceInfo {
 pub enum BootMode {
     /// Resumed from a copy of a booted template.
     Template,
+    /// Resumed from a copy of another workspace's running guest (fork).
+    Fork,
     /// Booted its kernel.
     Cold,
+}
+
+impl BootMode {
+    /// The name used in JSON and text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BootMode::Template => "template",
+            BootMode::Fork => "fork",
+            BootMode::Cold => "cold",
+        }
+    }
 }
 
 /// How a guest started, and why not from a template when it did not.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct BootInfo {
-    /// template or cold.
+    /// template, fork or cold.
     pub mode: BootMode,
     /// Why it booted cold (templates off, a stopped workspace's own disk,
     /// a template that could not be built or resumed).

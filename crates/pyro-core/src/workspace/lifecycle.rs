@@ -119,6 +119,7 @@ impl Manager {
                 mem_mib: p.mem_mib,
                 network: p.network_policy,
                 disk: DiskMode::Create,
+                image: None,
                 state_while_booting: WorkspaceState::Creating,
                 state_on_failure: WorkspaceState::Failed,
             },
@@ -208,6 +209,7 @@ impl Manager {
                     mem_mib: b.mem_mib,
                     network: b.network.has_network(),
                     disk: b.disk,
+                    image: b.image.clone(),
                     lifetime: Lifetime::Detached,
                 },
                 &mut |vm| record(vm),
@@ -310,6 +312,7 @@ impl Manager {
                 mem_mib: r.mem_mib,
                 network: super::info(&r).network_policy,
                 disk: DiskMode::Existing,
+                image: None,
                 state_while_booting: WorkspaceState::Stopped,
                 state_on_failure: WorkspaceState::Stopped,
             },
@@ -411,6 +414,8 @@ pub(super) struct WorkspaceBoot<'a> {
     pub(super) mem_mib: u32,
     pub(super) network: NetworkPolicy,
     pub(super) disk: DiskMode,
+    /// A fork's copy of its source.
+    pub(super) image: Option<pyro_vmm::TemplateFiles>,
     pub(super) state_while_booting: WorkspaceState,
     pub(super) state_on_failure: WorkspaceState,
 }
@@ -434,7 +439,7 @@ pub(crate) fn kill_guests_of(dir: &std::path::Path) {
 /// Interrupt clean-up of a create: the guest (already killed by the VM
 /// layer) and the record and directory go. Opens its own store handle:
 /// it runs on the signal thread.
-fn discard_workspace(state_dir: &std::path::Path, id: &str) {
+pub(super) fn discard_workspace(state_dir: &std::path::Path, id: &str) {
     let dir: PathBuf = state_dir.join("workspaces").join(id);
     kill_guests_of(&dir);
     if let Ok(store) = pyro_store::Store::open(&state_dir.join("pyro.db")) {

@@ -38,6 +38,7 @@ mod diff;
 mod disk;
 mod exec;
 mod files;
+mod fork;
 mod lifecycle;
 mod ports;
 mod query;

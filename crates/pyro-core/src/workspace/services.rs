@@ -16,7 +16,7 @@ use crate::{Error, Manager};
 
 /// Key of a service record that holds its port proxies (host-only, never
 /// in the public payload).
-const PROXIES: &str = "proxies";
+pub(super) const PROXIES: &str = "proxies";
 
 fn secs(ms: u64) -> f64 {
     ms as f64 / 1000.0

@@ -310,6 +310,7 @@ impl Manager {
                 mem_mib: r.mem_mib,
                 network: super::info(&r).network_policy,
                 disk: DiskMode::Create,
+                image: None,
                 state_while_booting: WorkspaceState::Stopped,
                 state_on_failure: WorkspaceState::Stopped,
             },
