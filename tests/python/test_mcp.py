@@ -581,6 +581,13 @@ async def test_discovery_flow_concurrency_and_output_schemas(pyro: Pyro) -> None
             await anyio.sleep(0.5)
         assert left == "0", f"the cancelled command still runs ({left})"
 
+        # A fork of a running workspace carries its disk (and memory) over.
+        fork = await call("workspace_fork", {"workspace_id": "cli-beta", "name": "beta-fork", "labels": {"f": "1"}})
+        assert fork["boot"]["mode"] == "fork" and fork["labels"]["f"] == "1", fork
+        kept = await call("workspace_exec", {"workspace_id": "beta-fork", "command": "cat kept.txt"})
+        assert kept["stdout"] == "on disk\n", kept
+        assert (await call("workspace_delete", {"workspace_id": "beta-fork"}))["deleted"] is True
+
         stopped = await call("workspace_stop", {"workspace_id": "cli-beta"})
         assert stopped["state"] == "stopped"
         on_disk = await call("workspace_disk_list", {"workspace_id": "cli-beta"})

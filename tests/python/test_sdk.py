@@ -153,7 +153,7 @@ EXTRAS = {
 }
 
 # Methods beyond the contract, and the operation behind every method.
-PYRO_ONLY = {"doctor", "gc_workspaces"}
+PYRO_ONLY = {"doctor", "gc_workspaces", "fork_workspace"}
 OPERATIONS = {
     "doctor": "doctor",
     "list_environments": "env_list",

@@ -429,7 +429,7 @@ impl Series<'_> {
         Ok((
             json!({
                 "how": format!(
-                    "{IDLE_TEMPLATE} workspaces created from the template one after another, then 1 cold (PYRO_TEMPLATES=off), all held at once and left idle; each measured {} s after its create. Per workspace, bytes: QEMU's RssAnon (/proc/PID/status) + the allocated size of each memfd QEMU holds (st_blocks*512 of /proc/PID/fd/N whose link is /memfd:...: the guest RAM, counted once; 'pyro-ram' for a template clone, QEMU's own for a cold boot) + the vsock sidecar's VmRSS - RssShmem (its mapping of guest RAM is the memfd counted already) + the same for slirp4netns if any; the pids are the workspace record's runtime.vm handle (checked alive and that QEMU's command line names the guest's directory). Shared files in the page cache (template RAM file, kernel, disk images) and kernel page tables are not counted",
+                    "{IDLE_TEMPLATE} workspaces created from the template one after another, then 1 cold (PYRO_TEMPLATES=off), all held at once and left idle; each measured {} s after its create. Per workspace, bytes: QEMU's RssAnon (/proc/PID/status) + the allocated size of each memfd QEMU holds (st_blocks*512 of /proc/PID/fd/N whose link is /memfd:...: the guest RAM, counted once; 'pyro-ram' for a template clone, QEMU's own for a cold boot) + the vsock sidecar's RssAnon (its file pages are the program and libraries every sidecar shares in the page cache, like QEMU's RssFile; its shared memory is the guest RAM counted already) + the same for slirp4netns if any; QEMU runs without transparent huge pages (PR_SET_THP_DISABLE), so its TCG buffer is counted in the 4 KiB pages it touches; the pids are the workspace record's runtime.vm handle (checked alive and that QEMU's command line names the guest's directory). Shared files in the page cache (template RAM file, kernel, disk images) and kernel page tables are not counted",
                     IDLE_SETTLE.as_secs()
                 ),
                 "template": tpl,
@@ -641,9 +641,11 @@ impl ProcMem {
         Ok(parse_status(&text))
     }
 
-    /// Its own memory: resident minus its mappings of shared memory.
+    /// Its own memory: its anonymous pages. Its file pages (the
+    /// program and libraries) are page cache every copy of it shares, like
+    /// QEMU's, and its shared memory is the guest RAM counted already.
     fn own(&self) -> u64 {
-        self.rss.saturating_sub(self.shmem)
+        self.anon
     }
 
     fn json(&self, pid: u32) -> Value {
@@ -826,7 +828,7 @@ mod tests {
         assert_eq!(p.anon, 50 << 20);
         assert_eq!(p.file, 20 << 20);
         assert_eq!(p.shmem, 130 << 20);
-        assert_eq!(p.own(), 70 << 20);
+        assert_eq!(p.own(), 50 << 20);
         assert_eq!(
             meminfo_field("MemAvailable:   1024 kB\n", "MemAvailable:"),
             Some(1 << 20)

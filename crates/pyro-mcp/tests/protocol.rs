@@ -94,7 +94,7 @@ async fn profiles_list_their_tools_with_core_schemas() {
     let mut c = Client::start(Profile::WorkspaceFull).await;
     let r = c.request(3, "tools/list", json!({})).await;
     let tools = r["result"]["tools"].as_array().unwrap();
-    assert_eq!(tools.len(), 43);
+    assert_eq!(tools.len(), 44);
     let schema = pyro_core::api::schema_document();
     for tool in tools {
         let name = tool["name"].as_str().unwrap();

@@ -20,8 +20,11 @@ use crate::template::{self, TemplateFiles};
 use crate::vm::VmHandle;
 use crate::VmmError;
 
-/// How long the source's agent gets to answer on its new vsock device.
-const REATTACH_DEADLINE: Duration = Duration::from_secs(10);
+/// How long the source's agent gets to answer on a new vsock device (it
+/// answers in well under a second when the device comes up).
+const REATTACH_DEADLINE: Duration = Duration::from_secs(4);
+/// Devices plugged into the source before it is given up.
+const REATTACH_ATTEMPTS: u32 = 3;
 
 /// What a fork left behind.
 #[derive(Debug)]
@@ -116,18 +119,11 @@ fn guest_ram(vmm: ProcRef) -> Result<PathBuf, VmmError> {
 }
 
 /// Gives the source a new sidecar and vsock device and lets it run; waits
-/// until its agent answers.
+/// until its agent answers. Now and then a plugged device never comes up
+/// (as with template clones); the source cannot be replaced by another
+/// copy, so its device is unplugged and plugged again on a fresh sidecar.
 fn reattach(qmp: &mut Qmp, vm: &VmHandle, sidecar: &Path) -> Result<VmHandle, VmmError> {
     let files = vm.files();
-    let _ = std::fs::remove_file(&files.vhost_user);
-    let _ = std::fs::remove_file(&files.vsock);
-    let child = crate::qemu::spawn_sidecar(sidecar, &files, Lifetime::Detached)?;
-    let source = VmHandle {
-        sidecar: ProcRef::of(child.id()),
-        ..vm.clone()
-    };
-    // Never waited for here: it outlives this process like the first one.
-    drop(child);
     // Running first: a device plugged into a guest paused after an
     // outgoing migration never came up (seen every time), while one
     // plugged into the running guest does.
@@ -135,21 +131,46 @@ fn reattach(qmp: &mut Qmp, vm: &VmHandle, sidecar: &Path) -> Result<VmHandle, Vm
     // The unplugged device's chardev is still there under its id.
     let _ = qmp.execute("chardev-remove", json!({ "id": template::VSOCK_CHARDEV }));
     cont?;
-    template::plug_vsock(qmp, &files.vhost_user)?;
-    let deadline = Instant::now() + REATTACH_DEADLINE;
-    loop {
-        match crate::vm::answers(&files) {
+    let mut last = String::new();
+    for attempt in 1..=REATTACH_ATTEMPTS {
+        let _ = std::fs::remove_file(&files.vhost_user);
+        let _ = std::fs::remove_file(&files.vsock);
+        let child = crate::qemu::spawn_sidecar(sidecar, &files, Lifetime::Detached)?;
+        let source = VmHandle {
+            sidecar: ProcRef::of(child.id()),
+            ..vm.clone()
+        };
+        // Never waited for here: it outlives this process like the first.
+        drop(child);
+        template::plug_vsock(qmp, &files.vhost_user)?;
+        match answering(&source, REATTACH_DEADLINE) {
             Ok(()) => return Ok(source),
+            Err(e) => last = format!("attempt {attempt}: {e}"),
+        }
+        if let Some(s) = &source.sidecar {
+            s.kill();
+        }
+        if attempt < REATTACH_ATTEMPTS {
+            template::unplug_vsock(qmp)?;
+            qmp.execute("chardev-remove", json!({ "id": template::VSOCK_CHARDEV }))?;
+        }
+    }
+    Err(VmmError::Fork(format!(
+        "the source's agent did not answer on a new vsock device ({last})"
+    )))
+}
+
+/// Waits for the agent behind a freshly plugged vsock device.
+fn answering(source: &VmHandle, limit: Duration) -> Result<(), String> {
+    let deadline = Instant::now() + limit;
+    loop {
+        match crate::vm::answers(&source.files()) {
+            Ok(()) => return Ok(()),
             Err(e) if Instant::now() >= deadline => {
-                return Err(VmmError::Fork(format!(
-                    "the source's agent did not answer on its new vsock device within {} s ({e})",
-                    REATTACH_DEADLINE.as_secs()
-                )))
+                return Err(format!("no answer within {} s ({e})", limit.as_secs()))
             }
             Err(_) if !source.alive() => {
-                return Err(VmmError::Fork(
-                    "the source's QEMU or its new vsock sidecar exited during the fork".into(),
-                ))
+                return Err("QEMU or the new vsock sidecar exited".into());
             }
             Err(_) => std::thread::sleep(Duration::from_millis(10)),
         }

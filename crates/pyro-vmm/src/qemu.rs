@@ -515,6 +515,7 @@ fn start_processes(
         None => None,
     };
     let mut cmd = Command::new(qemu);
+    crate::process::no_huge_pages(&mut cmd);
     if let Some(fd) = &ram_copy {
         crate::egress::keep_fds(&mut cmd, vec![std::os::fd::AsRawFd::as_raw_fd(fd)]);
     }

@@ -226,11 +226,23 @@ pub(crate) fn copy_pages(
             if n == 0 {
                 break;
             }
+            // Runs of non-zero pages go in one write each: a template's
+            // data regions hold almost only those (its zero pages are holes).
+            let mut run: Option<usize> = None;
             for (i, page) in buf[..n].chunks(PAGE).enumerate() {
-                if !is_zero(page) {
-                    dst.write_all_at(page, at + (i * PAGE) as u64)
-                        .map_err(io("copying the guest memory"))?;
+                match (is_zero(page), run) {
+                    (false, None) => run = Some(i),
+                    (true, Some(start)) => {
+                        dst.write_all_at(&buf[start * PAGE..i * PAGE], at + (start * PAGE) as u64)
+                            .map_err(io("copying the guest memory"))?;
+                        run = None;
+                    }
+                    _ => {}
                 }
+            }
+            if let Some(start) = run {
+                dst.write_all_at(&buf[start * PAGE..n], at + (start * PAGE) as u64)
+                    .map_err(io("copying the guest memory"))?;
             }
             at += n as u64;
         }

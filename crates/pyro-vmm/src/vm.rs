@@ -85,7 +85,7 @@ pub struct Vm {
 }
 
 /// Longest wait for a resumed guest's agent.
-const RESUME_DEADLINE: Duration = Duration::from_secs(10);
+const RESUME_DEADLINE: Duration = Duration::from_secs(5);
 
 /// Milestones of a boot, for progress and benchmarks.
 #[derive(Debug, Clone, Copy)]

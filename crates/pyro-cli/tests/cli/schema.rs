@@ -109,6 +109,12 @@ fn every_command_json_matches_the_published_schema() {
     );
     assert_eq!(exec.json()["stdout_lossy"], true, "{}", exec.context());
     ok("workspace_logs", &["workspace", "logs", "s", "--json"]);
+    let fork = ok(
+        "workspace_fork",
+        &["workspace", "fork", "s", "--name", "s-fork", "--json"],
+    );
+    assert_eq!(fork.json()["boot"]["mode"], "fork", "{}", fork.context());
+    env.run(&["workspace", "delete", "s-fork"]).assert_code(0);
     // Contents, while started.
     let host = tempfile::tempdir().unwrap();
     let src = host.path().join("src");
