@@ -245,6 +245,10 @@ impl Vm {
                     &self.files().console,
                     self.files().dir.join("console-resume.log"),
                 );
+                let _ = std::fs::copy(
+                    &self.files().qemu_log,
+                    self.files().dir.join("qemu-resume.log"),
+                );
                 return Err(VmmError::BootFailed {
                     reason: format!(
                         "the resumed guest's agent did not answer within {} s ({last})",
