@@ -234,19 +234,36 @@ fn fork_copies_a_running_workspace_and_the_source_runs_on() {
         missing.context()
     );
 
-    let f = env.run(&[
-        "workspace",
-        "fork",
-        "src",
-        "--name",
-        "f",
-        "--label",
-        "who=fork",
-        "--json",
-    ]);
-    f.assert_code(0);
-    let fj = f.json();
-    assert_eq!(fj["boot"]["mode"], "fork", "{}", f.context());
+    // A command on the source while its copy is made waits for it (the
+    // agent is out of reach for those seconds) instead of failing.
+    let forking = env
+        .cmd(&[
+            "workspace",
+            "fork",
+            "src",
+            "--name",
+            "f",
+            "--label",
+            "who=fork",
+            "--json",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    let during = env.run(&["workspace", "exec", "src", "--", "echo", "waited"]);
+    during.assert_code(0);
+    assert_eq!(during.stdout(), "waited\n", "{}", during.context());
+    let out = forking.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let fj: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(fj["boot"]["mode"], "fork", "{fj}");
     assert_eq!(fj["name"], "f");
     assert_eq!(fj["labels"]["team"], "a", "{fj}");
     assert_eq!(fj["labels"]["who"], "fork", "{fj}");

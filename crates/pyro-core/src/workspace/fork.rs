@@ -22,6 +22,37 @@ use crate::{ids, interrupt, Error, Manager};
 
 /// Where the copy of the source waits for the fork to resume it.
 const IMAGE_DIR: &str = "fork-image";
+/// In the source's directory while its copy is made: the forking pyro
+/// process (pid and start time).
+const MARKER: &str = "forking";
+
+/// Whether a live pyro process is copying the workspace in `dir` (its
+/// agent is out of reach until it is done).
+pub(crate) fn in_flight(dir: &std::path::Path) -> bool {
+    std::fs::read(dir.join(MARKER))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<pyro_vmm::process::ProcRef>(&b).ok())
+        .is_some_and(|p| p.alive())
+}
+
+/// The marker, removed when the copy is over however it ends.
+struct Marker(std::path::PathBuf);
+
+impl Marker {
+    fn set(dir: &std::path::Path) -> Marker {
+        let path = dir.join(MARKER);
+        if let Some(me) = pyro_vmm::process::ProcRef::of(std::process::id()) {
+            let _ = std::fs::write(&path, serde_json::to_vec(&me).unwrap_or_default());
+        }
+        Marker(path)
+    }
+}
+
+impl Drop for Marker {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
 
 impl Manager {
     /// Forks a started workspace.
@@ -103,6 +134,8 @@ impl Manager {
             id: &src_id,
             environment: &src.environment,
         });
+        // Commands on the source meanwhile wait for the copy (see `load`).
+        let marker = Marker::set(&src_dir);
         let image = match self.backend().fork(&vm, &image_dir) {
             Ok(forked) => {
                 let rt = Runtime {
@@ -135,6 +168,7 @@ impl Manager {
             }
         };
         // The source is usable again while the fork boots.
+        drop(marker);
         drop(src_lock);
 
         let mut labels = src.labels.clone();

@@ -121,9 +121,15 @@ impl Manager {
     }
 
     /// Resolves a record and reconciles it with reality when no operation
-    /// is in flight on it (one that is will settle it itself). Never waits.
+    /// is in flight on it (one that is will settle it itself). Never waits,
+    /// except for a fork copying the workspace: its agent is out of reach
+    /// for those few seconds and comes back on a new sidecar.
     pub(crate) fn load(&self, id_or_name: &str) -> Result<WorkspaceRecord, Error> {
         let r = self.store()?.resolve(id_or_name)?;
+        if super::fork::in_flight(&self.workspace_dir(&r.workspace_id)) {
+            let _lock = self.lock_workspace(&r.workspace_id)?;
+            return self.reread_locked(&r.workspace_id);
+        }
         if observe(self.backend(), &r) == Observed::AsRecorded {
             return Ok(r);
         }
