@@ -313,6 +313,37 @@ fn fork_copies_a_running_workspace_and_the_source_runs_on() {
         now()
     );
 
+    // A command running on the source when a fork starts is waited for,
+    // never ended by the copy.
+    let running = env
+        .cmd(&[
+            "workspace",
+            "exec",
+            "src",
+            "--",
+            "sh",
+            "-c",
+            "sleep 2; echo finished",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let f2 = env.run(&["workspace", "fork", "src", "--name", "f2", "--json"]);
+    f2.assert_code(0);
+    let out = running.wait_with_output().unwrap();
+    assert_eq!(
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        ),
+        (Some(0), "finished\n".to_string()),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    env.run(&["workspace", "delete", "f2"]).assert_code(0);
+
     // Independent from here on: the fork's changes are its own, against
     // the baseline it copied.
     env.run(&[

@@ -19,7 +19,12 @@ impl Manager {
     ) -> Result<WorkspaceExecResult, Error> {
         guest::validate_exec(&p.command, &p.cwd, p.timeout_seconds)?;
         self.stop_idle()?;
-        let r = self.load(&p.workspace_id)?;
+        // Held while the command runs, so a fork waits for it; taken before
+        // the record is read, so a command that waited for a fork reads the
+        // guest as the fork left it.
+        let id = self.store()?.resolve(&p.workspace_id)?.workspace_id;
+        let _running = super::inflight::CommandsLock::shared(&self.workspace_dir(&id));
+        let r = self.load(&id)?;
         let vm = require_started(&r, &p.workspace_id, "exec")?;
         let _note = {
             let id = r.workspace_id.clone();

@@ -12,7 +12,10 @@
 use pyro_store::{NewWorkspace, WorkspaceState};
 use pyro_vmm::DiskMode;
 
+use std::time::Duration;
+
 use super::exec::require_started;
+use super::inflight::CommandsLock;
 use super::lifecycle::{discard_workspace, WorkspaceBoot};
 use super::{info, Runtime};
 use crate::accel::AccelChoice;
@@ -22,6 +25,8 @@ use crate::{ids, interrupt, Error, Manager};
 
 /// Where the copy of the source waits for the fork to resume it.
 const IMAGE_DIR: &str = "fork-image";
+/// How long a fork waits for the source's running commands.
+const COMMANDS_WAIT: Duration = Duration::from_secs(10);
 /// In the source's directory while its copy is made: the forking pyro
 /// process (pid and start time).
 const MARKER: &str = "forking";
@@ -134,7 +139,19 @@ impl Manager {
             id: &src_id,
             environment: &src.environment,
         });
-        // Commands on the source meanwhile wait for the copy (see `load`).
+        // The copy unplugs the agent's vsock device, which would end the
+        // commands running on the source: wait for them, and hold new ones
+        // until the copy is made.
+        let Some(quiet) = CommandsLock::exclusive_within(&src_dir, COMMANDS_WAIT) else {
+            return Err(discard(Error::InvalidState {
+                message: format!(
+                    "workspace {src_id} is still running a command after {} s; a fork now would end it: fork when it has finished",
+                    COMMANDS_WAIT.as_secs()
+                ),
+                hint: None,
+            }));
+        };
+        // Other calls on the source meanwhile wait for the copy (see `load`).
         let marker = Marker::set(&src_dir);
         let image = match self.backend().fork(&vm, &image_dir) {
             Ok(forked) => {
@@ -169,6 +186,7 @@ impl Manager {
         };
         // The source is usable again while the fork boots.
         drop(marker);
+        drop(quiet);
         drop(src_lock);
 
         let mut labels = src.labels.clone();

@@ -39,6 +39,7 @@ mod disk;
 mod exec;
 mod files;
 mod fork;
+mod inflight;
 mod lifecycle;
 mod ports;
 mod query;
