@@ -143,9 +143,14 @@ fn reattach(qmp: &mut Qmp, vm: &VmHandle, sidecar: &Path) -> Result<VmHandle, Vm
         // Never waited for here: it outlives this process like the first.
         drop(child);
         template::plug_vsock(qmp, &files.vhost_user)?;
-        match answering(&source, REATTACH_DEADLINE) {
+        match crate::vm::await_agent(&source, Instant::now() + REATTACH_DEADLINE) {
             Ok(()) => return Ok(source),
-            Err(e) => last = format!("attempt {attempt}: {e}"),
+            Err(e) => {
+                last = format!(
+                    "attempt {attempt}: no answer within {} s ({e})",
+                    REATTACH_DEADLINE.as_secs()
+                )
+            }
         }
         if let Some(s) = &source.sidecar {
             s.kill();
@@ -158,21 +163,4 @@ fn reattach(qmp: &mut Qmp, vm: &VmHandle, sidecar: &Path) -> Result<VmHandle, Vm
     Err(VmmError::Fork(format!(
         "the source's agent did not answer on a new vsock device ({last})"
     )))
-}
-
-/// Waits for the agent behind a freshly plugged vsock device.
-fn answering(source: &VmHandle, limit: Duration) -> Result<(), String> {
-    let deadline = Instant::now() + limit;
-    loop {
-        match crate::vm::answers(&source.files()) {
-            Ok(()) => return Ok(()),
-            Err(e) if Instant::now() >= deadline => {
-                return Err(format!("no answer within {} s ({e})", limit.as_secs()))
-            }
-            Err(_) if !source.alive() => {
-                return Err("QEMU or the new vsock sidecar exited".into());
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(10)),
-        }
-    }
 }

@@ -219,46 +219,37 @@ impl Vm {
         // one that does not is better replaced by a cold boot soon.
         let limit = limit.min(RESUME_DEADLINE);
         let deadline = self.started + limit;
-        loop {
-            let last = match answers(&self.files()) {
-                Ok(()) => {
-                    return Ok(BootTimes {
-                        agent_ready: self.started.elapsed(),
-                    })
-                }
-                Err(e) => e,
-            };
-            if let Ok(Some(status)) = self.vmm.try_wait() {
-                return Err(VmmError::BootFailed {
-                    reason: format!("QEMU exited while resuming ({status}){}", self.vmm_error()),
-                    console: self.console_tail(),
-                });
+        let last = match await_agent(&self.handle, deadline) {
+            Ok(()) => {
+                return Ok(BootTimes {
+                    agent_ready: self.started.elapsed(),
+                })
             }
-            if Instant::now() >= deadline {
-                // Kept for a post-mortem: the cold boot that follows reuses
-                // the directory.
-                let _ = std::fs::copy(
-                    &self.files().sidecar_log,
-                    self.files().dir.join("vsock-resume.log"),
-                );
-                let _ = std::fs::copy(
-                    &self.files().console,
-                    self.files().dir.join("console-resume.log"),
-                );
-                let _ = std::fs::copy(
-                    &self.files().qemu_log,
-                    self.files().dir.join("qemu-resume.log"),
-                );
-                return Err(VmmError::BootFailed {
-                    reason: format!(
-                        "the resumed guest's agent did not answer within {} s ({last})",
-                        limit.as_secs()
-                    ),
-                    console: self.console_tail(),
-                });
-            }
-            std::thread::sleep(Duration::from_millis(10));
+            Err(e) => e,
+        };
+        if let Ok(Some(status)) = self.vmm.try_wait() {
+            return Err(VmmError::BootFailed {
+                reason: format!("QEMU exited while resuming ({status}){}", self.vmm_error()),
+                console: self.console_tail(),
+            });
         }
+        // Kept for a post-mortem: the cold boot that follows reuses the
+        // directory.
+        let files = self.files();
+        for (log, kept) in [
+            (&files.sidecar_log, "vsock-resume.log"),
+            (&files.console, "console-resume.log"),
+            (&files.qemu_log, "qemu-resume.log"),
+        ] {
+            let _ = std::fs::copy(log, files.dir.join(kept));
+        }
+        Err(VmmError::BootFailed {
+            reason: format!(
+                "the resumed guest's agent did not answer within {} s ({last})",
+                limit.as_secs()
+            ),
+            console: self.console_tail(),
+        })
     }
 
     /// Freezes a guest started with [`crate::BootSource::ForTemplate`]
@@ -351,7 +342,7 @@ impl Vm {
 /// One short try at the agent of a guest whose vsock device was just
 /// plugged in: a request sent while the device is still being probed is
 /// lost, not refused, hence the short waits.
-pub(crate) fn answers(files: &VmFiles) -> Result<(), String> {
+fn answers(files: &VmFiles) -> Result<(), String> {
     let stream =
         pyro_proto::hybrid::connect_within(&files.vsock, AGENT_PORT, Duration::from_millis(300))
             .map_err(|e| e.to_string())?;
@@ -362,6 +353,20 @@ pub(crate) fn answers(files: &VmFiles) -> Result<(), String> {
         .client_handshake(crate::PEER)
         .map(|_| ())
         .map_err(|e| e.to_string())
+}
+
+/// Waits until the agent behind a freshly plugged vsock device answers
+/// (a resumed clone's, or a fork's source's), or `deadline`, or the
+/// guest's processes are gone.
+pub(crate) fn await_agent(vm: &VmHandle, deadline: Instant) -> Result<(), String> {
+    loop {
+        match answers(&vm.files()) {
+            Ok(()) => return Ok(()),
+            Err(e) if Instant::now() >= deadline => return Err(e),
+            Err(_) if !vm.alive() => return Err("QEMU or the vsock sidecar exited".into()),
+            Err(_) => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
 }
 
 fn read_ready(stream: UnixStream) -> Result<(), VmmError> {

@@ -66,13 +66,7 @@ impl Manager {
         p: WorkspaceForkParams,
         progress: &mut dyn Progress,
     ) -> Result<WorkspaceInfo, Error> {
-        if let Some(name) = &p.name {
-            pyro_store::validate_name(name)?;
-        }
-        for (k, v) in &p.labels {
-            pyro_store::validate_label_key(k)?;
-            pyro_store::validate_label_value(k, v)?;
-        }
+        super::validate_name_and_labels(p.name.as_deref(), &p.labels)?;
         let store = self.store()?;
         if let Some(name) = &p.name {
             // Checked before the source is paused; the insert checks again.

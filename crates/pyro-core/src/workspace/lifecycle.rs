@@ -37,13 +37,7 @@ impl Manager {
                 p.ttl_seconds
             )));
         }
-        if let Some(name) = &p.name {
-            pyro_store::validate_name(name)?;
-        }
-        for (k, v) in &p.labels {
-            pyro_store::validate_label_key(k)?;
-            pyro_store::validate_label_value(k, v)?;
-        }
+        super::validate_name_and_labels(p.name.as_deref(), &p.labels)?;
         let seed = match &p.seed_path {
             Some(path) => {
                 let abs = super::files::host_path(path)?;

@@ -105,6 +105,21 @@ impl Runtime {
     }
 }
 
+/// Checks a name and labels a new workspace (create, fork) is to get.
+fn validate_name_and_labels(
+    name: Option<&str>,
+    labels: &std::collections::BTreeMap<String, String>,
+) -> Result<(), Error> {
+    if let Some(name) = name {
+        pyro_store::validate_name(name)?;
+    }
+    for (k, v) in labels {
+        pyro_store::validate_label_key(k)?;
+        pyro_store::validate_label_value(k, v)?;
+    }
+    Ok(())
+}
+
 fn seed_of(r: &WorkspaceRecord) -> WorkspaceSeed {
     serde_json::from_value(r.seed.clone()).unwrap_or_else(|_| WorkspaceSeed::empty())
 }
